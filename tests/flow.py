@@ -1,0 +1,72 @@
+"""What a client does: declare an upload, send the bytes to S3 with the ticket, poll the record."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+from typing import Any
+
+import httpx
+from PIL import Image
+
+FINISHED = ("ready", "failed")
+
+
+async def create_image(
+    client: httpx.AsyncClient, *, filename: str, content_type: str, size_bytes: int
+) -> dict[str, Any]:
+    response = await client.post(
+        "/v1/images",
+        json={"filename": filename, "content_type": content_type, "size_bytes": size_bytes},
+    )
+    assert response.status_code == 201, response.text
+    created: dict[str, Any] = response.json()
+    return created
+
+
+async def upload(ticket: dict[str, Any], data: bytes, *, content_type: str) -> httpx.Response:
+    """A browser's form POST straight to S3: the ticket's fields, then the file."""
+    async with httpx.AsyncClient() as s3:
+        return await s3.post(
+            ticket["url"],
+            data=ticket["fields"],
+            files={"file": ("upload", data, content_type)},
+        )
+
+
+async def upload_image(
+    client: httpx.AsyncClient, data: bytes, *, filename: str, content_type: str
+) -> dict[str, Any]:
+    created = await create_image(
+        client, filename=filename, content_type=content_type, size_bytes=len(data)
+    )
+    response = await upload(created["upload"], data, content_type=content_type)
+    assert response.status_code == 204, response.text
+    return created
+
+
+async def wait_until_finished(
+    client: httpx.AsyncClient, image_id: str, *, timeout_s: float = 30
+) -> dict[str, Any]:
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while True:
+        response = await client.get(f"/v1/images/{image_id}")
+        assert response.status_code == 200, response.text
+        record: dict[str, Any] = response.json()
+        if record["status"] in FINISHED:
+            return record
+        assert asyncio.get_running_loop().time() < deadline, f"still {record['status']}"
+        await asyncio.sleep(0.1)
+
+
+async def fetch(url: str) -> httpx.Response:
+    async with httpx.AsyncClient() as http:
+        response = await http.get(url)
+    assert response.status_code == 200, response.text
+    return response
+
+
+def decode(data: bytes) -> Image.Image:
+    with Image.open(io.BytesIO(data)) as image:
+        image.load()
+        return image.copy()

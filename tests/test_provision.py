@@ -1,0 +1,70 @@
+"""The local stack is wired like AWS: only originals notify the queue, and the queue has a DLQ."""
+
+from __future__ import annotations
+
+import json
+
+import boto3
+import pytest
+
+from devstack.emulator import Emulator
+from devstack.provision import MAX_RECEIVE_COUNT, Stack, provision
+from worker.events import parse_message_body
+
+
+@pytest.fixture
+def sqs(emulator: Emulator):  # type: ignore[no-untyped-def]
+    return boto3.client("sqs", endpoint_url=emulator.url, region_name="us-east-1")
+
+
+@pytest.fixture
+def s3(emulator: Emulator):  # type: ignore[no-untyped-def]
+    return boto3.client("s3", endpoint_url=emulator.url, region_name="us-east-1")
+
+
+def receive_all(sqs, queue_url: str) -> list[str]:  # type: ignore[no-untyped-def]
+    bodies = []
+    while messages := sqs.receive_message(
+        QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1
+    ).get("Messages"):
+        for message in messages:
+            bodies.append(message["Body"])
+            sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+    return bodies
+
+
+def test_provision_notifies_for_originals_only(stack: Stack, s3, sqs) -> None:  # type: ignore[no-untyped-def]
+    receive_all(sqs, stack.queue_url)  # the s3:TestEvent from configuring the notification
+    s3.put_object(Bucket=stack.names.uploads_bucket, Key="renditions/x/thumb.webp", Body=b"x")
+    s3.put_object(Bucket=stack.names.uploads_bucket, Key="elsewhere/y", Body=b"y")
+    s3.put_object(Bucket=stack.names.renditions_bucket, Key="originals/z", Body=b"z")
+    s3.put_object(Bucket=stack.names.uploads_bucket, Key="originals/with space+plus", Body=b"o")
+
+    events = [event for body in receive_all(sqs, stack.queue_url) for event in parse_message_body(body)]
+
+    assert [(e.bucket, e.key) for e in events] == [
+        (stack.names.uploads_bucket, "originals/with space+plus")
+    ]
+
+
+def test_provision_sends_test_event_that_parses_to_nothing(stack: Stack, sqs) -> None:  # type: ignore[no-untyped-def]
+    bodies = receive_all(sqs, stack.queue_url)
+
+    assert any(json.loads(body).get("Event") == "s3:TestEvent" for body in bodies)
+    assert all(parse_message_body(body) == [] for body in bodies)
+
+
+def test_provision_gives_queue_a_dead_letter_queue(stack: Stack, sqs) -> None:  # type: ignore[no-untyped-def]
+    attributes = sqs.get_queue_attributes(
+        QueueUrl=stack.queue_url, AttributeNames=["RedrivePolicy"]
+    )["Attributes"]
+
+    redrive = json.loads(attributes["RedrivePolicy"])
+    assert redrive["deadLetterTargetArn"] == stack.dead_letter_queue_arn
+    assert int(redrive["maxReceiveCount"]) == MAX_RECEIVE_COUNT
+
+
+def test_provision_is_repeatable(stack: Stack, emulator: Emulator) -> None:
+    again = provision(emulator.url)
+
+    assert again.queue_url == stack.queue_url

@@ -57,6 +57,9 @@ class Image(Base):
     size_bytes: Mapped[int] = mapped_column(BigInteger)
     width: Mapped[int | None] = mapped_column(Integer)
     height: Mapped[int | None] = mapped_column(Integer)
+    # Placeholder a client can paint before the first rendition byte arrives.
+    thumbhash: Mapped[str | None] = mapped_column(String(64))
+    dominant_color: Mapped[str | None] = mapped_column(String(7))
     error_code: Mapped[str | None] = mapped_column(String(64))
     error_message: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

@@ -37,6 +37,17 @@ class ImageErrorOut(BaseModel):
     message: str = Field(description="What went wrong, for people.")
 
 
+class PlaceholderOut(BaseModel):
+    thumbhash: str = Field(
+        description="A ThumbHash (base64) of the upright image: decode it to paint a blurred "
+        "preview before any rendition arrives.",
+        examples=["1QcSHQRnh493V4dIh4eXh1h4kJUI"],
+    )
+    dominant_color: str = Field(
+        pattern="^#[0-9a-f]{6}$", description="The image's dominant colour.", examples=["#7f5a3c"]
+    )
+
+
 class RenditionOut(BaseModel):
     name: str = Field(examples=["thumb"])
     width: int
@@ -60,6 +71,7 @@ class ImageOut(BaseModel):
     created_at: datetime
     updated_at: datetime
     error: ImageErrorOut | None = Field(description="Why the image failed, when it did.")
+    placeholder: PlaceholderOut | None = Field(description="Set once the image is `ready`.")
     renditions: list[RenditionOut]
 
     @classmethod
@@ -67,6 +79,11 @@ class ImageOut(BaseModel):
         error = (
             ImageErrorOut(code=image.error_code, message=image.error_message or "")
             if image.error_code
+            else None
+        )
+        placeholder = (
+            PlaceholderOut(thumbhash=image.thumbhash, dominant_color=image.dominant_color)
+            if image.thumbhash and image.dominant_color
             else None
         )
         return cls(
@@ -80,6 +97,7 @@ class ImageOut(BaseModel):
             created_at=image.created_at,
             updated_at=image.updated_at,
             error=error,
+            placeholder=placeholder,
             renditions=[
                 RenditionOut(
                     name=r.name,

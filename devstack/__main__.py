@@ -88,8 +88,12 @@ def run(port: int) -> int:
             }
             wait_for_port(port, timeout_s=30, is_alive=lambda: children["api"].poll() is None)
             print(
-                f"\npicforge is running: API http://127.0.0.1:{port}  "
-                f"docs http://127.0.0.1:{port}/docs\nCtrl-C stops everything.\n",
+                f"\npicforge is running\n"
+                f"  API       http://127.0.0.1:{port}\n"
+                f"  docs      http://127.0.0.1:{port}/docs\n"
+                f"  S3/SQS    {env['PICFORGE_AWS_ENDPOINT_URL']}\n"
+                f"  database  {env['PICFORGE_DATABASE_URL']}\n"
+                "Ctrl-C stops everything.\n",
                 flush=True,
             )
             while True:

@@ -166,3 +166,23 @@ def _boto_credentials(credentials: dict[str, str] | None) -> dict[str, str]:
         "aws_access_key_id": credentials["AWS_ACCESS_KEY_ID"],
         "aws_secret_access_key": credentials["AWS_SECRET_ACCESS_KEY"],
     }
+
+
+def main() -> None:
+    """`python -m devstack.provision --endpoint-url URL`: provision an emulator such as
+    LocalStack in docker-compose, and print the queue URL."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m devstack.provision", description=main.__doc__)
+    parser.add_argument("--endpoint-url", required=True)
+    parser.add_argument("--region", default="us-east-1")
+    parser.add_argument("--cors-origin", action="append", dest="cors_origins")
+    args = parser.parse_args()
+    stack = provision(
+        args.endpoint_url, region=args.region, cors_origins=tuple(args.cors_origins or ["*"])
+    )
+    print(stack.queue_url)  # noqa: T201
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,117 @@
+"""The Dockerfile and docker-compose.yml, checked as text: no Docker engine runs here, so these
+tests hold them to what the code really needs."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from typing import Any
+
+import pytest
+import yaml
+from pydantic_settings import BaseSettings
+
+from service.config import ApiSettings
+from tests.conftest import REPO_ROOT
+from worker.config import WorkerSettings
+
+API_COMMAND = ["picforge", "serve", "--host", "0.0.0.0", "--port", "8000"]
+WORKER_COMMAND = ["python", "-m", "worker"]
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    document: dict[str, Any] = yaml.safe_load((REPO_ROOT / "docker-compose.yml").read_text())
+    return document
+
+
+@pytest.fixture(scope="module")
+def dockerfile() -> str:
+    return (REPO_ROOT / "Dockerfile").read_text()
+
+
+def required_variables(settings: type[BaseSettings]) -> set[str]:
+    required = {name for name, field in settings.model_fields.items() if field.is_required()}
+    # The database is a URL or its parts; compose gives the URL.
+    return {f"PICFORGE_{name.upper()}" for name in required | {"database_url"}}
+
+
+def test_compose_runs_the_real_services(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+
+    assert {"postgres", "localstack", "api", "worker"} <= services.keys()
+    assert services["postgres"]["image"].startswith("postgres:")
+    assert services["api"]["command"] == API_COMMAND
+    assert services["worker"]["command"] == WORKER_COMMAND
+    assert services["api"]["build"] == services["worker"]["build"] == "."
+
+
+def test_compose_localstack_is_a_version_that_needs_no_auth_token(
+    compose: dict[str, Any],
+) -> None:
+    image = compose["services"]["localstack"]["image"]
+
+    name, version = image.split(":")
+    assert name == "localstack/localstack"
+    assert tuple(map(int, version.split("."))) <= (4, 14, 0)
+
+
+@pytest.mark.parametrize(
+    ("service", "settings"), [("api", ApiSettings), ("worker", WorkerSettings)]
+)
+def test_compose_gives_each_process_every_required_setting(
+    compose: dict[str, Any], service: str, settings: type[BaseSettings]
+) -> None:
+    environment = compose["services"][service]["environment"]
+
+    missing = required_variables(settings) - environment.keys()
+    assert not missing
+
+
+def test_compose_starts_processes_after_migrations_and_provisioning(
+    compose: dict[str, Any],
+) -> None:
+    services = compose["services"]
+
+    assert services["migrate"]["command"] == ["picforge", "migrate"]
+    for name in ("api", "worker"):
+        depends_on = services[name]["depends_on"]
+        assert depends_on["migrate"]["condition"] == "service_completed_successfully"
+        assert depends_on["provision"]["condition"] == "service_completed_successfully"
+    for name in ("postgres", "localstack", "api"):
+        assert "healthcheck" in services[name], name
+
+
+def test_compose_publishes_ports_on_loopback_only(compose: dict[str, Any]) -> None:
+    for name, service in compose["services"].items():
+        for port in service.get("ports", []):
+            assert port.startswith("127.0.0.1:"), f"{name} publishes {port} on every interface"
+
+
+def test_dockerfile_installs_exactly_the_locked_dependencies(dockerfile: str) -> None:
+    assert "COPY pyproject.toml uv.lock" in dockerfile
+    assert re.search(r"uv sync --frozen --no-dev", dockerfile)
+    makefile = (REPO_ROOT / "Makefile").read_text()
+    [uv_version] = re.findall(r"^UV_VERSION := (\S+)$", makefile, re.MULTILINE)
+    assert f"uv=={uv_version}" in dockerfile
+
+
+def test_dockerfile_copies_every_packaged_module(dockerfile: str) -> None:
+    pyproject = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())
+    packages = pyproject["tool"]["hatch"]["build"]["targets"]["wheel"]["packages"]
+
+    for package in packages:
+        assert re.search(rf"^COPY {package} \./{package}$", dockerfile, re.MULTILINE), package
+
+
+def test_dockerfile_runs_the_api_as_an_unprivileged_user(dockerfile: str) -> None:
+    final_stage = dockerfile.rsplit("\nFROM ", 1)[1]
+    [user] = re.findall(r"^USER (\S+)$", final_stage, re.MULTILINE)
+    assert user.split(":")[0] not in {"root", "0"}
+    [command] = re.findall(r"^CMD (.+)$", final_stage, re.MULTILINE)
+    assert yaml.safe_load(command) == API_COMMAND
+
+
+def test_dockerfile_pins_its_base_image(dockerfile: str) -> None:
+    for image in re.findall(r"^FROM (\S+)", dockerfile, re.MULTILINE):
+        assert ":" in image and not image.endswith(":latest"), image

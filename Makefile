@@ -1,11 +1,10 @@
 # Every target is one command. `make dev` runs the stack; `make test` runs the suite.
 # Both set up what they need first: a pinned uv, the project's virtualenv from uv.lock, and the
-# ministack emulator in its own virtualenv (it pins botocore, which would fight ours).
+# ministack emulator and checkov in virtualenvs of their own (their pins would fight ours).
 
 PYTHON ?= python3
 UV_VERSION := 0.13.8
 MINISTACK_VERSION := 1.5.33
-CHECKOV_VERSION := 3.3.30
 
 UV := .venv-tools/bin/uv
 # The Python on this machine is the one we use; uv must not try to download another.
@@ -46,6 +45,5 @@ $(UV):
 	$(UV) venv --quiet --allow-existing .venv-ministack
 	VIRTUAL_ENV=.venv-ministack $(UV) pip install --quiet ministack==$(MINISTACK_VERSION)
 
-.venv-checkov/bin/checkov: | $(UV)
-	$(UV) venv --quiet --allow-existing .venv-checkov
-	VIRTUAL_ENV=.venv-checkov $(UV) pip install --quiet checkov==$(CHECKOV_VERSION)
+.venv-checkov/bin/checkov: infra/scripts/checkov-requirements.txt | $(UV)
+	PATH="$(CURDIR)/.venv-tools/bin:$$PATH" infra/scripts/checkov-venv.sh

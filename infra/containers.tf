@@ -1,0 +1,132 @@
+# Container definitions: the contract between this module and the code (service/config.py,
+# worker/config.py). Every PICFORGE_* setting is set here; tests/infra checks the lists.
+
+locals {
+  image = "${aws_ecr_repository.this.repository_url}:${var.image_tag}"
+
+  public_base_url = var.enable_cdn ? "https://${aws_cloudfront_distribution.this[0].domain_name}" : null
+
+  # NOTE: PICFORGE_AWS_ENDPOINT_URL is never set on AWS: the SDK finds the regional endpoints
+  # (resolved to the VPC endpoints by private DNS) and the credentials of the task role.
+  shared_environment = {
+    PICFORGE_AWS_REGION        = var.aws_region
+    PICFORGE_UPLOADS_BUCKET    = aws_s3_bucket.uploads.id
+    PICFORGE_RENDITIONS_BUCKET = aws_s3_bucket.renditions.id
+    PICFORGE_DB_HOST           = aws_db_instance.this.address
+    PICFORGE_DB_PORT           = tostring(local.db_port)
+    PICFORGE_DB_NAME           = local.db_name
+    # NOTE: rds.force_ssl refuses anything else.
+    PICFORGE_DB_SSLMODE = "require"
+  }
+
+  api_environment = {
+    PICFORGE_PRESIGN_EXPIRES_S = "300"
+    PICFORGE_MAX_UPLOAD_BYTES  = "52428800"
+    # NOTE: null (and so left out) without the CDN: the API then pre-signs rendition GETs.
+    PICFORGE_PUBLIC_BASE_URL = local.public_base_url
+    # NOTE: "reprocess" sends to the queue; the API needs its URL as much as the worker does.
+    PICFORGE_QUEUE_URL = aws_sqs_queue.images.url
+  }
+
+  # NOTE: PICFORGE_WORKER_RENDER_PROCESSES defaults to os.cpu_count() in the code, which on
+  # Fargate is the host's count, not the task's vCPUs: pin it to what the task has.
+  worker_environment = {
+    PICFORGE_QUEUE_URL               = aws_sqs_queue.images.url
+    PICFORGE_WORKER_CONCURRENCY      = tostring(var.worker_concurrency)
+    PICFORGE_WORKER_RENDER_PROCESSES = tostring(max(1, floor(var.worker_cpu / 1024)))
+    PICFORGE_WORKER_DRAIN_S          = tostring(local.worker_drain_s)
+    PICFORGE_WORKER_JOB_TIMEOUT_S    = tostring(local.worker_job_timeout_s)
+    PICFORGE_WORKER_METRICS_PORT     = tostring(local.worker_metrics_port)
+  }
+
+  # NOTE: ECS reads the RDS-managed secret at task start (JSON keys username/password). RDS
+  # rotates it (every 7 days by default): a running task keeps the old password, so the pool
+  # must survive a failed login by restarting, or the service be redeployed (README.md).
+  db_secrets = [
+    { name = "PICFORGE_DB_USER", valueFrom = "${local.db_secret_arn}:username::" },
+    { name = "PICFORGE_DB_PASSWORD", valueFrom = "${local.db_secret_arn}:password::" },
+  ]
+
+  # NOTE: read-only root filesystem; /tmp is a task-local scratch volume (Pillow, uploads of
+  # temp files) that lives and dies with the task.
+  tmp_mount = [{ sourceVolume = "tmp", containerPath = "/tmp", readOnly = false }]
+
+  api_container = {
+    name                   = "api"
+    image                  = local.image
+    essential              = true
+    command                = ["picforge", "serve", "--host", "0.0.0.0", "--port", tostring(local.api_port)]
+    portMappings           = [{ containerPort = local.api_port, protocol = "tcp" }]
+    environment            = [for name, value in merge(local.shared_environment, local.api_environment) : { name = name, value = value } if value != null]
+    secrets                = local.db_secrets
+    readonlyRootFilesystem = true
+    mountPoints            = local.tmp_mount
+    # NOTE: liveness only (/healthz); readiness (/readyz, DB + S3) is the ALB's health check,
+    # so a database blip drains traffic instead of restarting every task.
+    healthCheck = {
+      command     = ["CMD", "python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:${local.api_port}/healthz', timeout=3)"]
+      interval    = 15
+      timeout     = 5
+      retries     = 3
+      startPeriod = 30
+    }
+    logConfiguration = {
+      logDriver = "awslogs"
+      options = {
+        awslogs-group         = aws_cloudwatch_log_group.ecs["api"].name
+        awslogs-region        = var.aws_region
+        awslogs-stream-prefix = "api"
+      }
+    }
+  }
+
+  worker_container = {
+    name         = "worker"
+    image        = local.image
+    essential    = true
+    command      = ["python", "-m", "worker"]
+    portMappings = [{ containerPort = local.worker_metrics_port, protocol = "tcp" }]
+    environment  = [for name, value in merge(local.shared_environment, local.worker_environment) : { name = name, value = value } if value != null]
+    secrets      = local.db_secrets
+    # NOTE: SIGTERM starts the drain (PICFORGE_WORKER_DRAIN_S); SIGKILL follows stopTimeout.
+    stopTimeout            = local.worker_stop_timeout_s
+    readonlyRootFilesystem = true
+    mountPoints            = local.tmp_mount
+    healthCheck = {
+      command     = ["CMD", "python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:${local.worker_metrics_port}/metrics', timeout=3)"]
+      interval    = 30
+      timeout     = 5
+      retries     = 3
+      startPeriod = 30
+    }
+    logConfiguration = {
+      logDriver = "awslogs"
+      options = {
+        awslogs-group         = aws_cloudwatch_log_group.ecs["worker"].name
+        awslogs-region        = var.aws_region
+        awslogs-stream-prefix = "worker"
+      }
+    }
+  }
+
+  # NOTE: the migration needs the database only; it gets the shared settings so that the same
+  # Settings classes validate, and no task role (it calls no AWS API).
+  migrate_container = {
+    name                   = "migrate"
+    image                  = local.image
+    essential              = true
+    command                = ["picforge", "migrate"]
+    environment            = [for name, value in local.shared_environment : { name = name, value = value } if value != null]
+    secrets                = local.db_secrets
+    readonlyRootFilesystem = true
+    mountPoints            = local.tmp_mount
+    logConfiguration = {
+      logDriver = "awslogs"
+      options = {
+        awslogs-group         = aws_cloudwatch_log_group.ecs["migrate"].name
+        awslogs-region        = var.aws_region
+        awslogs-stream-prefix = "migrate"
+      }
+    }
+  }
+}

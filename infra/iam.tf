@@ -1,0 +1,195 @@
+# IAM for the ECS tasks: one execution role (what ECS needs to start a task) and one task role
+# per process (what the code itself calls). Each task role's permissions are exactly the calls
+# the code makes; tests/infra/policies.py reads these documents back for the IAM-enforcing
+# end-to-end test, so keep them as aws_iam_policy_document data sources.
+
+data "aws_iam_policy_document" "ecs_tasks_assume" {
+  statement {
+    actions = ["sts:AssumeRole"]
+    principals {
+      type        = "Service"
+      identifiers = ["ecs-tasks.amazonaws.com"]
+    }
+    # NOTE: confused-deputy guard: only ECS acting for this account may assume these roles.
+    condition {
+      test     = "StringEquals"
+      variable = "aws:SourceAccount"
+      values   = [local.account_id]
+    }
+    condition {
+      test     = "ArnLike"
+      variable = "aws:SourceArn"
+      values   = ["arn:${local.partition}:ecs:${var.aws_region}:${local.account_id}:*"]
+    }
+  }
+}
+
+# --- Execution role: pull the image, write logs, read the DB secret ----------------------
+
+resource "aws_iam_role" "execution" {
+  name               = "${local.name}-ecs-execution"
+  assume_role_policy = data.aws_iam_policy_document.ecs_tasks_assume.json
+}
+
+data "aws_iam_policy_document" "execution" {
+  # NOTE: GetAuthorizationToken is account-wide: it supports no resource-level permissions, so
+  # "*" is the only valid resource. The token alone grants nothing; the pull actions below are
+  # limited to our repository.
+  statement {
+    sid       = "EcrAuthToken"
+    actions   = ["ecr:GetAuthorizationToken"]
+    resources = ["*"]
+  }
+
+  statement {
+    sid       = "EcrPull"
+    actions   = ["ecr:BatchCheckLayerAvailability", "ecr:GetDownloadUrlForLayer", "ecr:BatchGetImage"]
+    resources = [aws_ecr_repository.this.arn]
+  }
+
+  statement {
+    sid       = "WriteContainerLogs"
+    actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
+    resources = [for group in aws_cloudwatch_log_group.ecs : "${group.arn}:*"]
+  }
+
+  # NOTE: the RDS-managed secret is encrypted with the AWS-managed aws/secretsmanager key, so
+  # no kms:Decrypt is needed here.
+  statement {
+    sid       = "ReadDatabaseSecret"
+    actions   = ["secretsmanager:GetSecretValue"]
+    resources = [local.db_secret_arn]
+  }
+}
+
+resource "aws_iam_role_policy" "execution" {
+  name   = "ecs-execution"
+  role   = aws_iam_role.execution.id
+  policy = data.aws_iam_policy_document.execution.json
+}
+
+# --- API task role -----------------------------------------------------------------------
+
+resource "aws_iam_role" "api_task" {
+  name               = "${local.name}-api-task"
+  assume_role_policy = data.aws_iam_policy_document.ecs_tasks_assume.json
+}
+
+data "aws_iam_policy_document" "api_task" {
+  # NOTE: the API signs browser uploads; S3 honours a pre-signed POST/PUT only if the signer
+  # may PutObject itself. DeleteObject serves image deletion.
+  statement {
+    sid       = "SignUploadsAndDeleteOriginals"
+    actions   = ["s3:PutObject", "s3:DeleteObject"]
+    resources = ["${aws_s3_bucket.uploads.arn}/${local.originals_prefix}*"]
+  }
+
+  # NOTE: GetObject backs the pre-signed rendition URLs (when no CDN fronts the bucket).
+  statement {
+    sid       = "SignDownloadsAndDeleteRenditions"
+    actions   = ["s3:GetObject", "s3:DeleteObject"]
+    resources = ["${aws_s3_bucket.renditions.arn}/${local.renditions_prefix}*"]
+  }
+
+  # NOTE: /readyz calls HeadBucket on both buckets, which S3 authorises as s3:ListBucket with
+  # no s3:prefix in the request context: a `s3:prefix = renditions/*` condition would make
+  # /readyz fail and the ALB drain every task. ListBucket is therefore unconditioned; on the
+  # renditions bucket it also serves listing an image's renditions before deleting them.
+  statement {
+    sid       = "HeadAndListBuckets"
+    actions   = ["s3:ListBucket"]
+    resources = [aws_s3_bucket.uploads.arn, aws_s3_bucket.renditions.arn]
+  }
+
+  # NOTE: "reprocess" re-queues an image for the worker.
+  statement {
+    sid       = "RequeueImages"
+    actions   = ["sqs:SendMessage"]
+    resources = [aws_sqs_queue.images.arn]
+  }
+}
+
+resource "aws_iam_role_policy" "api_task" {
+  name   = "api-task"
+  role   = aws_iam_role.api_task.id
+  policy = data.aws_iam_policy_document.api_task.json
+}
+
+# --- Worker task role ----------------------------------------------------------------------
+
+resource "aws_iam_role" "worker_task" {
+  name               = "${local.name}-worker-task"
+  assume_role_policy = data.aws_iam_policy_document.ecs_tasks_assume.json
+}
+
+data "aws_iam_policy_document" "worker_task" {
+  statement {
+    sid       = "ReadOriginals"
+    actions   = ["s3:GetObject"]
+    resources = ["${aws_s3_bucket.uploads.arn}/${local.originals_prefix}*"]
+  }
+
+  # NOTE: the worker treats NoSuchKey as "original is gone" (image deleted before its event
+  # was handled) and drops the message. S3 answers a GetObject on a missing key with NoSuchKey
+  # only if the caller may s3:ListBucket, and with AccessDenied otherwise, which the worker
+  # would retry five times into the DLQ. A prefix condition cannot be used: the check carries
+  # no s3:prefix.
+  statement {
+    sid       = "TellMissingOriginalsApart"
+    actions   = ["s3:ListBucket"]
+    resources = [aws_s3_bucket.uploads.arn]
+  }
+
+  # NOTE: DeleteObject takes back renditions written for an image deleted while it rendered
+  # (worker/handlers.py, DeleteObjects authorises as s3:DeleteObject per key).
+  statement {
+    sid       = "WriteRenditions"
+    actions   = ["s3:PutObject", "s3:DeleteObject"]
+    resources = ["${aws_s3_bucket.renditions.arn}/${local.renditions_prefix}*"]
+  }
+
+  statement {
+    sid = "ConsumeImagesQueue"
+    actions = [
+      "sqs:ReceiveMessage",
+      "sqs:DeleteMessage",
+      "sqs:ChangeMessageVisibility",
+      "sqs:GetQueueAttributes",
+    ]
+    resources = [aws_sqs_queue.images.arn]
+  }
+}
+
+resource "aws_iam_role_policy" "worker_task" {
+  name   = "worker-task"
+  role   = aws_iam_role.worker_task.id
+  policy = data.aws_iam_policy_document.worker_task.json
+}
+
+# --- RDS enhanced monitoring -------------------------------------------------------------
+
+data "aws_iam_policy_document" "rds_monitoring_assume" {
+  statement {
+    actions = ["sts:AssumeRole"]
+    principals {
+      type        = "Service"
+      identifiers = ["monitoring.rds.amazonaws.com"]
+    }
+    condition {
+      test     = "StringEquals"
+      variable = "aws:SourceAccount"
+      values   = [local.account_id]
+    }
+  }
+}
+
+resource "aws_iam_role" "rds_monitoring" {
+  name               = "${local.name}-rds-monitoring"
+  assume_role_policy = data.aws_iam_policy_document.rds_monitoring_assume.json
+}
+
+# NOTE: the AWS-managed policy is scoped to the RDSOS* log groups enhanced monitoring writes.
+resource "aws_iam_role_policy_attachment" "this" {
+  role       = aws_iam_role.rds_monitoring.name
+  policy_arn = "arn:${local.partition}:iam::aws:policy/service-role/AmazonRDSEnhancedMonitoringRole"
+}

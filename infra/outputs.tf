@@ -1,0 +1,96 @@
+output "alb_dns_name" {
+  description = "DNS name of the load balancer: point the API's hostname at it (CNAME, or Route 53 alias with alb_zone_id)."
+  value       = aws_lb.this.dns_name
+}
+
+output "alb_zone_id" {
+  description = "Hosted zone ID of the load balancer, for a Route 53 alias record."
+  value       = aws_lb.this.zone_id
+}
+
+output "ecr_repository_url" {
+  description = "ECR repository to push the picforge image to (tag it with image_tag)."
+  value       = aws_ecr_repository.this.repository_url
+}
+
+output "cluster_name" {
+  description = "ECS cluster running the api and worker services."
+  value       = aws_ecs_cluster.this.name
+}
+
+output "api_service_name" {
+  description = "ECS service name of the API."
+  value       = aws_ecs_service.api.name
+}
+
+output "worker_service_name" {
+  description = "ECS service name of the worker."
+  value       = aws_ecs_service.worker.name
+}
+
+output "migrate_task_definition_arn" {
+  description = "Task definition (family:revision) of the one-off migration task for this image_tag."
+  value       = aws_ecs_task_definition.migrate.arn
+}
+
+output "private_subnet_ids" {
+  description = "Private subnets the tasks (and a migration run) use."
+  value       = aws_subnet.private[*].id
+}
+
+output "migrate_security_group_id" {
+  description = "Security group to run the migration task with (the API's: allowed to reach the database)."
+  value       = aws_security_group.api.id
+}
+
+output "migrate_command" {
+  description = "The exact `aws ecs run-task` command that runs the migrations for this deployment."
+  value = join(" ", [
+    "aws ecs run-task",
+    "--region ${var.aws_region}",
+    "--cluster ${aws_ecs_cluster.this.name}",
+    "--task-definition ${aws_ecs_task_definition.migrate.arn}",
+    "--launch-type FARGATE",
+    "--network-configuration 'awsvpcConfiguration={subnets=[${join(",", aws_subnet.private[*].id)}],securityGroups=[${aws_security_group.api.id}],assignPublicIp=DISABLED}'",
+  ])
+}
+
+output "uploads_bucket" {
+  description = "Bucket receiving original uploads (under originals/)."
+  value       = aws_s3_bucket.uploads.id
+}
+
+output "renditions_bucket" {
+  description = "Bucket holding renditions (under renditions/)."
+  value       = aws_s3_bucket.renditions.id
+}
+
+output "queue_url" {
+  description = "SQS queue of new-original events consumed by the worker."
+  value       = aws_sqs_queue.images.url
+}
+
+output "dead_letter_queue_url" {
+  description = "Dead-letter queue: events that failed five deliveries."
+  value       = aws_sqs_queue.dead_letter.url
+}
+
+output "db_endpoint" {
+  description = "PostgreSQL endpoint (host:port), reachable only from the task security groups."
+  value       = aws_db_instance.this.endpoint
+}
+
+output "db_secret_arn" {
+  description = "Secrets Manager secret (managed by RDS) holding the database username and password."
+  value       = local.db_secret_arn
+}
+
+output "public_base_url" {
+  description = "CloudFront URL serving renditions (PICFORGE_PUBLIC_BASE_URL), or null when enable_cdn is false."
+  value       = local.public_base_url
+}
+
+output "alarm_topic_arn" {
+  description = "SNS topic the alarms publish to; subscribe pagers or chat here."
+  value       = aws_sns_topic.this.arn
+}

@@ -1,0 +1,86 @@
+# PostgreSQL for image records. Private, encrypted, TLS-only, master password managed by RDS
+# in Secrets Manager (never in variables or state).
+
+resource "aws_db_subnet_group" "this" {
+  name       = local.name
+  subnet_ids = aws_subnet.private[*].id
+}
+
+resource "aws_db_parameter_group" "this" {
+  name   = "${local.name}-postgres17"
+  family = "postgres17"
+
+  # NOTE: refuse unencrypted connections; the tasks connect with PICFORGE_DB_SSLMODE=require.
+  parameter {
+    name  = "rds.force_ssl"
+    value = "1"
+  }
+
+  # NOTE: schema changes and slow statements (> 1 s) only: full statement logging would
+  # write every image row (and its metadata) into the logs.
+  parameter {
+    name  = "log_statement"
+    value = "ddl"
+  }
+
+  parameter {
+    name  = "log_min_duration_statement"
+    value = "1000"
+  }
+
+  lifecycle {
+    create_before_destroy = true
+  }
+}
+
+resource "aws_db_instance" "this" {
+  #checkov:skip=CKV_AWS_161: the app authenticates with the RDS-managed secret; IAM auth tokens expire after 15 minutes and the connection pool does not refresh them, so enabling it would only add an unused path.
+  identifier     = local.name
+  engine         = "postgres"
+  engine_version = "17"
+  instance_class = var.db_instance_class
+
+  allocated_storage     = var.db_allocated_storage
+  max_allocated_storage = var.db_max_allocated_storage
+  storage_type          = "gp3"
+  storage_encrypted     = true
+
+  db_name  = local.db_name
+  username = "picforge"
+  # NOTE: RDS generates the password, stores it in Secrets Manager and rotates it; ECS injects
+  # it into the tasks from there (ecs.tf).
+  manage_master_user_password = true
+
+  db_subnet_group_name   = aws_db_subnet_group.this.name
+  vpc_security_group_ids = [aws_security_group.db.id]
+  parameter_group_name   = aws_db_parameter_group.this.name
+  port                   = local.db_port
+  publicly_accessible    = false
+  multi_az               = var.db_multi_az
+  ca_cert_identifier     = "rds-ca-rsa2048-g1"
+
+  backup_retention_period   = 7
+  backup_window             = "03:00-04:00"
+  maintenance_window        = "sun:04:30-sun:05:30"
+  copy_tags_to_snapshot     = true
+  deletion_protection       = var.deletion_protection
+  skip_final_snapshot       = false
+  final_snapshot_identifier = "${local.name}-final"
+
+  auto_minor_version_upgrade = true
+  # NOTE: parameter and class changes wait for the maintenance window unless applied by hand.
+  apply_immediately = false
+
+  performance_insights_enabled          = true
+  performance_insights_kms_key_id       = aws_kms_key.this.arn
+  performance_insights_retention_period = 7
+  monitoring_interval                   = 60
+  monitoring_role_arn                   = aws_iam_role.rds_monitoring.arn
+  enabled_cloudwatch_logs_exports       = ["postgresql", "upgrade"]
+
+  depends_on = [aws_cloudwatch_log_group.rds]
+}
+
+locals {
+  db_secret_arn = aws_db_instance.this.master_user_secret[0].secret_arn
+}

@@ -1,0 +1,137 @@
+# Security groups: the only allowed paths are internet -> ALB (80, 443), ALB -> api (8000),
+# tasks -> RDS (5432), tasks -> interface endpoints (443) and tasks -> S3 (443, prefix list).
+
+resource "aws_security_group" "alb" {
+  name        = "${local.name}-alb"
+  description = "Internet-facing ALB in front of the picforge API"
+  vpc_id      = aws_vpc.this.id
+}
+
+resource "aws_security_group" "api" {
+  name        = "${local.name}-api"
+  description = "picforge API tasks (and the one-off migration task)"
+  vpc_id      = aws_vpc.this.id
+}
+
+resource "aws_security_group" "worker" {
+  name        = "${local.name}-worker"
+  description = "picforge worker tasks"
+  vpc_id      = aws_vpc.this.id
+}
+
+resource "aws_security_group" "db" {
+  name        = "${local.name}-db"
+  description = "picforge PostgreSQL"
+  vpc_id      = aws_vpc.this.id
+}
+
+resource "aws_security_group" "endpoints" {
+  name        = "${local.name}-endpoints"
+  description = "Interface VPC endpoints used by the picforge tasks"
+  vpc_id      = aws_vpc.this.id
+}
+
+locals {
+  task_security_groups = {
+    api    = aws_security_group.api.id
+    worker = aws_security_group.worker.id
+  }
+}
+
+# --- ALB ---------------------------------------------------------------------------------
+
+resource "aws_vpc_security_group_ingress_rule" "alb_https" {
+  security_group_id = aws_security_group.alb.id
+  description       = "HTTPS from the internet"
+  cidr_ipv4         = "0.0.0.0/0"
+  ip_protocol       = "tcp"
+  from_port         = 443
+  to_port           = 443
+}
+
+resource "aws_vpc_security_group_ingress_rule" "alb_http" {
+  #checkov:skip=CKV_AWS_260: port 80 only answers with a 301 redirect to HTTPS (alb.tf); closing it would break http:// links instead of upgrading them.
+  security_group_id = aws_security_group.alb.id
+  description       = "HTTP from the internet, redirected to HTTPS by the listener"
+  cidr_ipv4         = "0.0.0.0/0"
+  ip_protocol       = "tcp"
+  from_port         = 80
+  to_port           = 80
+}
+
+resource "aws_vpc_security_group_egress_rule" "alb_to_api" {
+  security_group_id            = aws_security_group.alb.id
+  description                  = "ALB to API tasks"
+  referenced_security_group_id = aws_security_group.api.id
+  ip_protocol                  = "tcp"
+  from_port                    = local.api_port
+  to_port                      = local.api_port
+}
+
+# --- Tasks -------------------------------------------------------------------------------
+
+resource "aws_vpc_security_group_ingress_rule" "api_from_alb" {
+  security_group_id            = aws_security_group.api.id
+  description                  = "API port from the ALB only"
+  referenced_security_group_id = aws_security_group.alb.id
+  ip_protocol                  = "tcp"
+  from_port                    = local.api_port
+  to_port                      = local.api_port
+}
+
+resource "aws_vpc_security_group_egress_rule" "task_to_db" {
+  for_each = local.task_security_groups
+
+  security_group_id            = each.value
+  description                  = "${each.key} to PostgreSQL"
+  referenced_security_group_id = aws_security_group.db.id
+  ip_protocol                  = "tcp"
+  from_port                    = local.db_port
+  to_port                      = local.db_port
+}
+
+resource "aws_vpc_security_group_egress_rule" "task_to_endpoints" {
+  for_each = local.task_security_groups
+
+  security_group_id            = each.value
+  description                  = "${each.key} to the interface endpoints (ECR, Logs, Secrets Manager, SQS)"
+  referenced_security_group_id = aws_security_group.endpoints.id
+  ip_protocol                  = "tcp"
+  from_port                    = 443
+  to_port                      = 443
+}
+
+resource "aws_vpc_security_group_egress_rule" "task_to_s3" {
+  for_each = local.task_security_groups
+
+  security_group_id = each.value
+  description       = "${each.key} to S3 through the gateway endpoint"
+  prefix_list_id    = aws_vpc_endpoint.s3.prefix_list_id
+  ip_protocol       = "tcp"
+  from_port         = 443
+  to_port           = 443
+}
+
+# --- Endpoints and database ---------------------------------------------------------------
+
+resource "aws_vpc_security_group_ingress_rule" "endpoints_from_task" {
+  for_each = local.task_security_groups
+
+  security_group_id            = aws_security_group.endpoints.id
+  description                  = "HTTPS from ${each.key} tasks"
+  referenced_security_group_id = each.value
+  ip_protocol                  = "tcp"
+  from_port                    = 443
+  to_port                      = 443
+}
+
+resource "aws_vpc_security_group_ingress_rule" "db_from_task" {
+  for_each = local.task_security_groups
+
+  security_group_id            = aws_security_group.db.id
+  description                  = "PostgreSQL from ${each.key} tasks"
+  referenced_security_group_id = each.value
+  ip_protocol                  = "tcp"
+  from_port                    = local.db_port
+  to_port                      = local.db_port
+}

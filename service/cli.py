@@ -1,7 +1,12 @@
 """`picforge`: the operator's command line.
 
-picforge migrate              apply database migrations (run before a new version starts)
-picforge serve [--host --port] run the API under uvicorn
+picforge migrate                 apply database migrations (run before a new version starts)
+picforge serve [--host --port]   run the API under uvicorn
+picforge keys create OWNER       make an API key; the key is the last line printed, shown once
+picforge keys ensure OWNER [KEY] make KEY (or a new key) valid for OWNER; prints it last
+picforge keys revoke KEY_ID      refuse a key from now on
+picforge keys list               every key's id, owner and state (never the secret)
+picforge openapi                 print the OpenAPI document (`> openapi.json` to refresh it)
 """
 
 from __future__ import annotations
@@ -9,18 +14,24 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 import uvicorn
 from alembic import command
 
+from service import keys
 from service.config import ApiSettings, DatabaseSettings
 from service.db import (
     SchemaNotMigrated,
     alembic_config,
     create_engine,
+    create_sessionmaker,
     head_revision,
     require_migrated,
 )
+
+T = TypeVar("T")
 
 
 def migrate(_: argparse.Namespace) -> None:
@@ -29,7 +40,7 @@ def migrate(_: argparse.Namespace) -> None:
     print("database migrated to revision", head_revision())
 
 
-async def _check_migrated(settings: ApiSettings) -> None:
+async def _check_migrated(settings: DatabaseSettings) -> None:
     engine = create_engine(settings)
     try:
         await require_migrated(engine)
@@ -54,6 +65,71 @@ def serve(args: argparse.Namespace) -> None:
     )
 
 
+def run_keys(use_case: Callable[[keys.Sessions], Awaitable[T]]) -> T:
+    """Run one key use-case against the configured database, with a clear message on failure."""
+
+    async def run() -> T:
+        engine = create_engine(DatabaseSettings())
+        try:
+            await require_migrated(engine)
+            return await use_case(create_sessionmaker(engine))
+        finally:
+            await engine.dispose()
+
+    try:
+        return asyncio.run(run())
+    except (SchemaNotMigrated, ValueError) as exc:
+        raise SystemExit(f"picforge keys: {exc}") from None
+
+
+def keys_create(args: argparse.Namespace) -> None:
+    plaintext = run_keys(lambda sessions: keys.create_key(sessions, owner=args.owner))
+    print(f"new API key for {args.owner}; it is shown only this once:")
+    print(plaintext)
+
+
+def keys_ensure(args: argparse.Namespace) -> None:
+    plaintext: str = args.key or keys.generate_key()
+    run_keys(lambda sessions: keys.ensure_key(sessions, owner=args.owner, plaintext=plaintext))
+    print(f"API key for {args.owner}:")
+    print(plaintext)
+
+
+def keys_revoke(args: argparse.Namespace) -> None:
+    if not run_keys(lambda sessions: keys.revoke_key(sessions, key_id=args.key_id)):
+        raise SystemExit(f"picforge keys: there is no key {args.key_id}")
+    print("revoked", args.key_id)
+
+
+def keys_list(_: argparse.Namespace) -> None:
+    for key in run_keys(keys.list_keys):
+        state = f"revoked {key.revoked_at:%Y-%m-%d %H:%M}" if key.revoked_at else "active"
+        print(f"{key.key_id}  {key.owner:<24}  created {key.created_at:%Y-%m-%d %H:%M}  {state}")
+
+
+def openapi(_: argparse.Namespace) -> None:
+    from service.openapi import main as print_document  # imports the whole app
+
+    print_document()
+
+
+def add_keys_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    keys_parser = commands.add_parser("keys", help="manage API keys")
+    actions = keys_parser.add_subparsers(required=True, metavar="ACTION")
+    create = actions.add_parser("create", help="make a new key for OWNER; printed last, once")
+    create.add_argument("owner")
+    create.set_defaults(run=keys_create)
+    ensure = actions.add_parser("ensure", help="make KEY (default: a new one) valid for OWNER")
+    ensure.add_argument("owner")
+    ensure.add_argument("key", nargs="?", help="pf_<16 hex digits>_<43+ base64url characters>")
+    ensure.set_defaults(run=keys_ensure)
+    revoke = actions.add_parser("revoke", help="refuse a key from now on")
+    revoke.add_argument("key_id", help="the 16 hex digits after pf_")
+    revoke.set_defaults(run=keys_revoke)
+    list_parser = actions.add_parser("list", help="list keys (never their secrets)")
+    list_parser.set_defaults(run=keys_list)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="picforge", description="picforge operations")
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
@@ -69,6 +145,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve_parser.add_argument("--no-access-log", dest="access_log", action="store_false")
     serve_parser.set_defaults(run=serve)
+
+    add_keys_commands(commands)
+    openapi_parser = commands.add_parser("openapi", help="print the OpenAPI document")
+    openapi_parser.set_defaults(run=openapi)
     return parser
 
 

@@ -59,6 +59,8 @@ class DatabaseSettings(BaseSettings):
 
 
 class ApiSettings(AwsSettings, DatabaseSettings):
+    # Where `POST /v1/images/{id}/reprocess` sends its jobs: the worker's queue.
+    queue_url: str
     presign_expires_s: int = Field(300, ge=30, le=3600)
     max_upload_bytes: int = Field(50 * MiB, ge=1)
     rendition_url_expires_s: int = Field(3600, ge=60, le=7 * 24 * 3600)

@@ -4,25 +4,50 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 from fastapi import Depends, Path, Request
+from fastapi.dependencies.models import Dependant
+from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from service.config import ApiSettings
+from service.errors import Unauthorized
 from service.images import require_image
+from service.keys import authenticate
 from service.models import Image
 from service.resources import Resources
 
-if TYPE_CHECKING:
-    from types_aiobotocore_s3 import S3Client
+API_KEY = HTTPBearer(
+    scheme_name="ApiKey",
+    bearerFormat="pf_<key-id>_<secret>",
+    description="An API key, sent as `Authorization: Bearer pf_<key-id>_<secret>`. An operator "
+    "makes one with `picforge keys create <owner>`; every image belongs to the owner of the "
+    "key that created it, and only that owner's keys can see it.",
+    # Missing credentials are our Unauthorized, so they leave in the one error shape.
+    auto_error=False,
+)
 
 
-def get_resources(request: Request) -> Resources:
+# Dependencies are `async def` even when they never await: FastAPI runs a plain `def` in its
+# thread pool, a hand-off that costs more than the work itself.
+
+
+async def get_resources(request: Request) -> Resources:
     resources: Resources = request.app.state.resources
     return resources
 
 
 ResourcesDep = Annotated[Resources, Depends(get_resources)]
+
+
+async def get_settings(resources: ResourcesDep) -> ApiSettings:
+    return resources.settings
+
+
+SettingsDep = Annotated[ApiSettings, Depends(get_settings)]
 
 
 async def get_session(resources: ResourcesDep) -> AsyncIterator[AsyncSession]:
@@ -33,14 +58,50 @@ async def get_session(resources: ResourcesDep) -> AsyncIterator[AsyncSession]:
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
 
 
-def get_presigner(resources: ResourcesDep) -> S3Client:
-    return resources.presigner
+async def authenticated_owner(
+    session: SessionDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(API_KEY)],
+) -> str:
+    if credentials is None:
+        raise Unauthorized("send an API key as `Authorization: Bearer <key>`")
+    owner = await authenticate(session, credentials.credentials)
+    if owner is None:
+        raise Unauthorized("the API key is unknown or has been revoked")
+    return owner
 
 
-async def valid_image(
-    session: SessionDep, image_id: Annotated[uuid.UUID, Path(description="The image's id.")]
-) -> Image:
-    return await require_image(session, image_id)
+OwnerDep = Annotated[str, Depends(authenticated_owner)]
+ImageIdDep = Annotated[uuid.UUID, Path(description="The image's id, as `POST /v1/images` gave it.")]
+
+
+async def valid_image(session: SessionDep, owner: OwnerDep, image_id: ImageIdDep) -> Image:
+    return await require_image(session, owner=owner, image_id=image_id)
 
 
 ImageDep = Annotated[Image, Depends(valid_image)]
+
+
+def query_parameter_names(dependant: Dependant) -> set[str]:
+    names = {param.alias for param in dependant.query_params}
+    for dependency in dependant.dependencies:
+        names |= query_parameter_names(dependency)
+    return names
+
+
+async def reject_unknown_query_parameters(request: Request) -> None:
+    """A misspelt parameter (`?stauts=ready`) is refused rather than silently ignored, the way
+    an unknown body field is."""
+    route = request.scope.get("route")
+    declared = query_parameter_names(route.dependant) if isinstance(route, APIRoute) else set()
+    unknown = sorted(set(request.query_params) - declared)
+    if unknown:
+        raise RequestValidationError(
+            [
+                {
+                    "loc": ("query", name),
+                    "msg": "Unknown query parameter",
+                    "type": "extra_forbidden",
+                }
+                for name in unknown
+            ]
+        )

@@ -1,23 +1,32 @@
 """Domain errors, and the one error shape clients see.
 
     PicforgeError                    500 internal_error
+    ├── Unauthorized                 401 unauthorized
     ├── ImageNotFound                404 image_not_found
+    ├── IdempotencyConflict          409 idempotency_conflict
+    ├── ImageNotUploaded             409 image_not_uploaded
     ├── UnsupportedContentType       422 unsupported_content_type
     ├── FileTooLarge                 422 file_too_large
-    ├── RequestValidationFailed      422 validation_error
+    ├── InvalidCursor                422 invalid_cursor
     └── DependencyUnavailable        503 dependency_unavailable
 
-Every error reaches the client as RFC 9457 `application/problem+json` with a stable `code`.
+Request validation (422 `validation_error`), unreadable bodies (400 `malformed_request`) and
+routing errors (404 `not_found`, 405 `method_not_allowed`) come from the framework and leave in
+the same shape: RFC 9457 `application/problem+json` (the `Problem` model) with a stable `code`.
+Nothing about the inside of the service (a stack trace, a module, a SQL statement) ever reaches
+a client.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = logging.getLogger(__name__)
@@ -25,20 +34,70 @@ log = logging.getLogger(__name__)
 PROBLEM_JSON = "application/problem+json"
 
 
+class ValidationIssue(BaseModel):
+    location: list[str | int] = Field(
+        description="Where the bad value is: `body`, `query`, `path` or `header`, then the "
+        "field names down to it.",
+        examples=[["body", "size_bytes"]],
+    )
+    message: str = Field(examples=["Input should be greater than 0"])
+    type: str = Field(description="The kind of check that failed.", examples=["greater_than"])
+
+
+class Problem(BaseModel):
+    """An RFC 9457 problem document: every error this API returns has this shape."""
+
+    type: str = Field(
+        description="A URI naming the kind of problem: `urn:picforge:error:<code>`.",
+        examples=["urn:picforge:error:image_not_found"],
+    )
+    title: str = Field(description="A short summary of the kind of problem, for people.")
+    status: int = Field(description="The HTTP status code, repeated.", examples=[404])
+    detail: str = Field(description="What went wrong with this request, for people.")
+    code: str = Field(
+        description="Stable machine-readable reason; branch on this, never on `title` or `detail`.",
+        examples=["image_not_found"],
+    )
+    errors: list[ValidationIssue] | None = Field(
+        None, description="Each invalid input, for `validation_error` only."
+    )
+
+
 class PicforgeError(Exception):
     status_code = 500
     code = "internal_error"
     title = "Internal error"
+    headers: ClassVar[dict[str, str] | None] = None
 
     def __init__(self, detail: str = "Something went wrong on our side.") -> None:
         super().__init__(detail)
         self.detail = detail
 
 
+class Unauthorized(PicforgeError):
+    status_code = 401
+    code = "unauthorized"
+    title = "Unauthorized"
+    # RFC 6750: tell the client which scheme we want.
+    headers: ClassVar[dict[str, str] | None] = {"WWW-Authenticate": 'Bearer realm="picforge"'}
+
+
 class ImageNotFound(PicforgeError):
     status_code = 404
     code = "image_not_found"
     title = "Image not found"
+
+
+class IdempotencyConflict(PicforgeError):
+    status_code = 409
+    code = "idempotency_conflict"
+    title = "Idempotency key reused"
+
+
+class ImageNotUploaded(PicforgeError):
+    status_code = 409
+    code = "image_not_uploaded"
+    title = "Image not uploaded yet"
 
 
 class UnsupportedContentType(PicforgeError):
@@ -53,51 +112,87 @@ class FileTooLarge(PicforgeError):
     title = "File too large"
 
 
+class InvalidCursor(PicforgeError):
+    status_code = 422
+    code = "invalid_cursor"
+    title = "Invalid cursor"
+
+
 class DependencyUnavailable(PicforgeError):
     status_code = 503
     code = "dependency_unavailable"
     title = "Dependency unavailable"
 
 
-def problem(*, status: int, code: str, title: str, detail: str, **extra: Any) -> JSONResponse:
-    body = {
-        "type": f"urn:picforge:error:{code}",
-        "title": title,
-        "status": status,
-        "detail": detail,
-        "code": code,
-        **extra,
-    }
-    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON)
+def problem(
+    *,
+    status: int,
+    code: str,
+    title: str,
+    detail: str,
+    headers: Mapping[str, str] | None = None,
+    errors: list[ValidationIssue] | None = None,
+) -> JSONResponse:
+    body = Problem(
+        type=f"urn:picforge:error:{code}",
+        title=title,
+        status=status,
+        detail=detail,
+        code=code,
+        errors=errors,
+    )
+    return JSONResponse(
+        body.model_dump(mode="json", exclude_none=True),
+        status_code=status,
+        media_type=PROBLEM_JSON,
+        headers=headers,
+    )
 
 
 async def handle_picforge_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, PicforgeError)
     if exc.status_code >= 500:
         log.error("request failed: %s %s: %s", request.method, request.url.path, exc.detail)
-    return problem(status=exc.status_code, code=exc.code, title=exc.title, detail=exc.detail)
+    return problem(
+        status=exc.status_code,
+        code=exc.code,
+        title=exc.title,
+        detail=exc.detail,
+        headers=exc.headers,
+    )
 
 
 async def handle_validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
+    # Only where and why: pydantic's `input` and `ctx` may echo values back, `url` is noise.
     errors = [
-        {"location": list(error["loc"]), "message": error["msg"], "type": error["type"]}
+        ValidationIssue(location=list(error["loc"]), message=error["msg"], type=error["type"])
         for error in exc.errors()
     ]
-    detail = "; ".join(f"{'.'.join(map(str, e['location']))}: {e['message']}" for e in errors)
+    detail = "; ".join(f"{'.'.join(map(str, e.location))}: {e.message}" for e in errors)
     return problem(
-        status=422,
-        code="validation_error",
-        title="Invalid request",
-        detail=detail,
-        errors=errors,
+        status=422, code="validation_error", title="Invalid request", detail=detail, errors=errors
     )
+
+
+HTTP_ERROR_CODES = {
+    # A body the framework cannot even read as text (not UTF-8, cut short).
+    400: ("malformed_request", "Malformed request"),
+    404: ("not_found", "Not found"),
+    405: ("method_not_allowed", "Method not allowed"),
+}
 
 
 async def handle_http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
-    code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-    return problem(status=exc.status_code, code=code, title=str(exc.detail), detail=str(exc.detail))
+    code, title = HTTP_ERROR_CODES.get(exc.status_code, ("http_error", "HTTP error"))
+    return problem(
+        status=exc.status_code,
+        code=code,
+        title=title,
+        detail=str(exc.detail),
+        headers=exc.headers,
+    )
 
 
 async def handle_unexpected_error(request: Request, exc: Exception) -> JSONResponse:
@@ -115,3 +210,37 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, handle_validation_error)
     app.add_exception_handler(StarletteHTTPException, handle_http_error)
     app.add_exception_handler(Exception, handle_unexpected_error)
+
+
+def problem_response(description: str, *examples: PicforgeError | Problem) -> dict[str, Any]:
+    """An OpenAPI response object for an error: the `Problem` schema, with examples."""
+    documents = [
+        example
+        if isinstance(example, Problem)
+        else Problem(
+            type=f"urn:picforge:error:{example.code}",
+            title=example.title,
+            status=example.status_code,
+            detail=example.detail,
+            code=example.code,
+        )
+        for example in examples
+    ]
+    content: dict[str, Any] = {"schema": {"$ref": "#/components/schemas/Problem"}}
+    if documents:
+        content["examples"] = {
+            document.code: {
+                "summary": document.title,
+                "value": document.model_dump(mode="json", exclude_none=True),
+            }
+            for document in documents
+        }
+    response: dict[str, Any] = {"description": description, "content": {PROBLEM_JSON: content}}
+    if any(document.status == 401 for document in documents):
+        response["headers"] = {
+            "WWW-Authenticate": {
+                "description": "`Bearer`: send an API key as `Authorization: Bearer <key>`.",
+                "schema": {"type": "string"},
+            }
+        }
+    return response

@@ -1,21 +1,66 @@
-"""Use-cases on images. The only module of the API that commits."""
+"""Use-cases on images, each scoped to the owner asking. The only module of the API that commits.
+
+An image another owner made is looked up with the asker's owner in the query, so it is simply
+not found: callers cannot tell it from a missing one.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import json
+import logging
 import uuid
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from botocore.exceptions import BotoCoreError, ClientError
+from sqlalchemy import delete, select, tuple_
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.config import ApiSettings
 from service.content_types import ACCEPTED_CONTENT_TYPES
-from service.errors import FileTooLarge, ImageNotFound, UnsupportedContentType
-from service.models import Image, ImageStatus
+from service.errors import (
+    DependencyUnavailable,
+    FileTooLarge,
+    IdempotencyConflict,
+    ImageNotFound,
+    ImageNotUploaded,
+    UnsupportedContentType,
+)
+from service.jobs import reprocess_message
+from service.models import IdempotentCreate, Image, ImageStatus
+from service.pagination import Position, decode_cursor, encode_cursor
 from service.schemas import ImageCreate
-from service.storage import UploadTicket, original_key, presign_download, presign_upload
+from service.storage import (
+    ObjectsNotDeleted,
+    UploadTicket,
+    delete_image_objects,
+    original_key,
+    presign_download,
+    presign_put,
+    presign_upload,
+)
 
 if TYPE_CHECKING:
     from types_aiobotocore_s3 import S3Client
+    from types_aiobotocore_sqs import SQSClient
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class CreatedImage:
+    image: Image
+    ticket: UploadTicket
+    # True when an earlier request with the same Idempotency-Key made the image.
+    replayed: bool
+
+
+@dataclass(frozen=True)
+class ImagePage:
+    images: list[Image]
+    next_cursor: str | None
 
 
 def check_upload_allowed(request: ImageCreate, settings: ApiSettings) -> None:
@@ -30,35 +75,169 @@ def check_upload_allowed(request: ImageCreate, settings: ApiSettings) -> None:
         )
 
 
+def request_fingerprint(request: ImageCreate) -> bytes:
+    """The same body, however its JSON was spelled (key order, defaults), hashes the same."""
+    canonical = json.dumps(request.model_dump(mode="json"), sort_keys=True)
+    return hashlib.sha256(canonical.encode()).digest()
+
+
 async def create_image(
-    session: AsyncSession, presigner: S3Client, settings: ApiSettings, *, request: ImageCreate
-) -> tuple[Image, UploadTicket]:
+    session: AsyncSession,
+    presigner: S3Client,
+    settings: ApiSettings,
+    *,
+    owner: str,
+    request: ImageCreate,
+    idempotency_key: str | None = None,
+) -> CreatedImage:
     check_upload_allowed(request, settings)
     image = Image(
         id=uuid.uuid4(),
+        owner=owner,
         status=ImageStatus.AWAITING_UPLOAD,
         filename=request.filename,
         content_type=request.content_type,
         size_bytes=request.size_bytes,
+        renditions=[],
     )
-    ticket = await presign_upload(
+    session.add(image)
+    replayed = False
+    if idempotency_key is None:
+        await session.commit()
+    else:
+        fingerprint = request_fingerprint(request)
+        await session.flush()
+        # A concurrent request holding the same key makes this wait for its commit, then do
+        # nothing: the primary key, not a read-then-write, decides which request made the image.
+        claimed = await session.scalar(
+            insert(IdempotentCreate)
+            .values(owner=owner, key=idempotency_key, request_sha256=fingerprint, image_id=image.id)
+            .on_conflict_do_nothing(index_elements=["owner", "key"])
+            .returning(IdempotentCreate.image_id)
+        )
+        if claimed is None:
+            await session.rollback()
+            image = await find_idempotent_image(
+                session, owner=owner, key=idempotency_key, fingerprint=fingerprint
+            )
+            replayed = True
+        else:
+            await session.commit()
+    ticket = await presign_image_upload(presigner, settings, image, method=request.upload_method)
+    return CreatedImage(image=image, ticket=ticket, replayed=replayed)
+
+
+async def find_idempotent_image(
+    session: AsyncSession, *, owner: str, key: str, fingerprint: bytes
+) -> Image:
+    found = (
+        await session.execute(
+            select(IdempotentCreate.request_sha256, Image)
+            .join(Image, Image.id == IdempotentCreate.image_id)
+            .where(IdempotentCreate.owner == owner, IdempotentCreate.key == key)
+        )
+    ).one_or_none()
+    if found is None:
+        # The image this key made was deleted between our insert and this read.
+        raise ImageNotFound("the image this Idempotency-Key created has been deleted")
+    if found.request_sha256 != fingerprint:
+        raise IdempotencyConflict(
+            "this Idempotency-Key was used with a different request body; use a new key for a "
+            "new image"
+        )
+    image: Image = found.Image
+    return image
+
+
+async def presign_image_upload(
+    presigner: S3Client, settings: ApiSettings, image: Image, *, method: str
+) -> UploadTicket:
+    presign = presign_put if method == "put" else presign_upload
+    return await presign(
         presigner,
         bucket=settings.uploads_bucket,
         key=original_key(image.id),
-        content_type=request.content_type,
-        size_bytes=request.size_bytes,
+        content_type=image.content_type,
+        size_bytes=image.size_bytes,
         expires_s=settings.presign_expires_s,
     )
-    session.add(image)
-    await session.commit()
-    await session.refresh(image, ["created_at", "updated_at", "renditions"])
-    return image, ticket
 
 
-async def require_image(session: AsyncSession, image_id: uuid.UUID) -> Image:
-    image = await session.get(Image, image_id)
+async def require_image(session: AsyncSession, *, owner: str, image_id: uuid.UUID) -> Image:
+    image = await session.scalar(select(Image).where(Image.id == image_id, Image.owner == owner))
     if image is None:
         raise ImageNotFound(f"there is no image {image_id}")
+    return image
+
+
+async def list_images(
+    session: AsyncSession,
+    *,
+    owner: str,
+    limit: int,
+    cursor: str | None = None,
+    status: ImageStatus | None = None,
+) -> ImagePage:
+    query = select(Image).where(Image.owner == owner)
+    if status is not None:
+        query = query.where(Image.status == status)
+    if cursor is not None:
+        after = decode_cursor(cursor)
+        query = query.where(tuple_(Image.created_at, Image.id) < (after.created_at, after.image_id))
+    # One more than asked for says whether another page follows, without counting.
+    query = query.order_by(Image.created_at.desc(), Image.id.desc()).limit(limit + 1)
+    images = list(await session.scalars(query))
+    if len(images) <= limit:
+        return ImagePage(images=images, next_cursor=None)
+    last = images[limit - 1]
+    return ImagePage(
+        images=images[:limit], next_cursor=encode_cursor(Position(last.created_at, last.id))
+    )
+
+
+async def delete_image(
+    session: AsyncSession, s3: S3Client, settings: ApiSettings, *, owner: str, image_id: uuid.UUID
+) -> None:
+    """Delete the objects, then the record, under the image row's lock.
+
+    The worker records renditions under the same lock (`worker.records.record_ready`). Either
+    it recorded first, and its objects are in the listing we delete; or it waits for us, finds
+    no row, and deletes what it wrote itself. Either way nothing is left in S3. If S3 fails, the
+    record stays, so the client's retry finds it and finishes the job.
+    """
+    locked = await session.scalar(
+        select(Image.id).where(Image.id == image_id, Image.owner == owner).with_for_update()
+    )
+    if locked is None:
+        raise ImageNotFound(f"there is no image {image_id}")
+    try:
+        renditions = await delete_image_objects(
+            s3,
+            uploads_bucket=settings.uploads_bucket,
+            renditions_bucket=settings.renditions_bucket,
+            image_id=image_id,
+        )
+    except (BotoCoreError, ClientError, ObjectsNotDeleted) as exc:
+        log.error("delete image_id=%s: S3 failed: %r", image_id, exc)
+        raise DependencyUnavailable("storage is unavailable; the image is kept, try again") from exc
+    await session.execute(delete(Image).where(Image.id == image_id))
+    await session.commit()
+    log.info("deleted image_id=%s owner=%s renditions=%d", image_id, owner, renditions)
+
+
+async def reprocess_image(
+    session: AsyncSession, sqs: SQSClient, settings: ApiSettings, *, owner: str, image_id: uuid.UUID
+) -> Image:
+    """Ask the worker to render the original again; the record changes when it does."""
+    image = await require_image(session, owner=owner, image_id=image_id)
+    if image.status == ImageStatus.AWAITING_UPLOAD:
+        raise ImageNotUploaded(f"image {image_id} has no original yet: upload it first")
+    try:
+        await sqs.send_message(QueueUrl=settings.queue_url, MessageBody=reprocess_message(image.id))
+    except (BotoCoreError, ClientError) as exc:
+        log.error("reprocess image_id=%s: SQS failed: %r", image_id, exc)
+        raise DependencyUnavailable("the job queue is unavailable; try again") from exc
+    log.info("reprocess queued image_id=%s owner=%s", image_id, owner)
     return image
 
 

@@ -11,7 +11,8 @@ from fastapi import FastAPI
 from service.config import ApiSettings
 from service.db import create_engine, create_sessionmaker, require_migrated
 from service.errors import install_error_handlers
-from service.resources import Resources, open_s3_client
+from service.openapi import install_openapi
+from service.resources import Resources, open_s3_client, open_sqs_client
 from service.routes import health, images
 
 log = logging.getLogger(__name__)
@@ -21,15 +22,30 @@ Upload images straight to S3 and get validated renditions back.
 
 1. `POST /v1/images` declares an upload and returns a pre-signed **upload ticket**.
 2. The client sends the bytes to the ticket's URL (never through this API). S3 itself refuses
-   a body larger than declared or of another content type.
+   a body of another content type, or larger than declared.
 3. A worker validates the image and writes its renditions; poll `GET /v1/images/{id}` until
    `status` is `ready` (renditions listed with URLs) or `failed` (with an error `code`).
+
+**Authentication.** Every `/v1` route wants `Authorization: Bearer <API key>`. Images belong to
+the owner of the key that created them; another owner's image answers exactly like a missing one
+(`404 image_not_found`).
+
+**Errors.** Every error is an RFC 9457 `application/problem+json` document (the `Problem`
+schema) with a stable machine-readable `code`; branch on `code`, never on the text.
+
+**Retries.** Send an `Idempotency-Key` with `POST /v1/images` to retry it safely. Every other
+route is safe to retry as it stands.
+
+**Lists** are cursor-paginated: follow `next_cursor` until it is `null`.
 """
 
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    settings: ApiSettings = app.state.settings
+    # Read here rather than in create_app, so the app can be built (for its OpenAPI document)
+    # without any configuration.
+    settings: ApiSettings = app.state.settings or ApiSettings()
+    app.state.settings = settings
     async with AsyncExitStack() as stack:
         engine = create_engine(settings)
         stack.push_async_callback(engine.dispose)
@@ -44,6 +60,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             sessions=create_sessionmaker(engine),
             s3=s3,
             presigner=presigner,
+            sqs=await open_sqs_client(stack, settings),
         )
         log.info("picforge API ready: uploads=%s", settings.uploads_bucket)
         yield
@@ -55,10 +72,12 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         version="0.1.0",
         summary="Image uploads straight to S3, validated renditions back.",
         description=DESCRIPTION,
+        license_info={"name": "MIT", "identifier": "MIT"},
         lifespan=lifespan,
     )
-    app.state.settings = settings or ApiSettings()
+    app.state.settings = settings
     install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(images.router, prefix="/v1")
+    install_openapi(app)
     return app

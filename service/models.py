@@ -1,5 +1,5 @@
-"""The image records: one row per image, one per rendition. The API owns these tables; the worker
-writes renditions and status through `worker.records`."""
+"""The records: one row per image, one per rendition, one per API key, one per idempotent create.
+The API owns these tables; the worker writes renditions and status through `worker.records`."""
 
 from __future__ import annotations
 
@@ -12,7 +12,9 @@ from sqlalchemy import (
     CheckConstraint,
     DateTime,
     ForeignKey,
+    Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -48,9 +50,15 @@ class Image(Base):
             "status IN ('awaiting_upload', 'processing', 'ready', 'failed')", name="status"
         ),
         CheckConstraint("size_bytes > 0", name="size_bytes_positive"),
+        # An owner's images newest first, and the keyset that pages through them.
+        Index("ix_images_owner_created_at_id", "owner", "created_at", "id"),
     )
+    # created_at and updated_at come back in the INSERT's RETURNING, not a second query.
+    __mapper_args__ = {"eager_defaults": True}  # noqa: RUF012 (SQLAlchemy reads it once)
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    # Who created it: the owner of the API key. Every query of the API filters on it.
+    owner: Mapped[str] = mapped_column(String(64))
     status: Mapped[ImageStatus] = mapped_column(String(32), default=ImageStatus.AWAITING_UPLOAD)
     filename: Mapped[str] = mapped_column(String(255))
     content_type: Mapped[str] = mapped_column(String(64))
@@ -89,3 +97,30 @@ class Rendition(Base):
     size_bytes: Mapped[int] = mapped_column(BigInteger)
 
     image: Mapped[Image] = relationship(back_populates="renditions")
+
+
+class ApiKey(Base):
+    """A key is `pf_<id>_<secret>`; only a hash of the secret is kept, so the key is shown once."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(64))
+    secret_sha256: Mapped[bytes] = mapped_column(LargeBinary(32))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class IdempotentCreate(Base):
+    """A `POST /v1/images` made with an `Idempotency-Key`: a retry finds the image it made."""
+
+    __tablename__ = "idempotent_creates"
+
+    owner: Mapped[str] = mapped_column(String(64), primary_key=True)
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    request_sha256: Mapped[bytes] = mapped_column(LargeBinary(32))
+    # Deleting the image forgets the key: a retry after a delete makes a new image.
+    image_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("images.id", ondelete="CASCADE"), index=True
+    )
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

@@ -14,6 +14,7 @@ from service.storage import s3_client_config
 
 if TYPE_CHECKING:
     from types_aiobotocore_s3 import S3Client
+    from types_aiobotocore_sqs import SQSClient
 
 
 @dataclass(frozen=True)
@@ -24,6 +25,8 @@ class Resources:
     s3: S3Client
     # Signs URLs for clients; differs from `s3` only when clients see another endpoint.
     presigner: S3Client
+    # Sends reprocess jobs to the worker's queue.
+    sqs: SQSClient
 
 
 async def open_s3_client(
@@ -36,6 +39,15 @@ async def open_s3_client(
             region_name=settings.aws_region,
             endpoint_url=endpoint_url,
             config=s3_client_config(settings),
+        )
+    )
+    return client
+
+
+async def open_sqs_client(stack: AsyncExitStack, settings: AwsSettings) -> SQSClient:
+    client: SQSClient = await stack.enter_async_context(
+        aioboto3.Session().client(
+            "sqs", region_name=settings.aws_region, endpoint_url=settings.aws_endpoint_url
         )
     )
     return client

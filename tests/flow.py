@@ -13,11 +13,21 @@ FINISHED = ("ready", "failed")
 
 
 async def create_image(
-    client: httpx.AsyncClient, *, filename: str, content_type: str, size_bytes: int
+    client: httpx.AsyncClient,
+    *,
+    filename: str,
+    content_type: str,
+    size_bytes: int,
+    upload_method: str = "post",
 ) -> dict[str, Any]:
     response = await client.post(
         "/v1/images",
-        json={"filename": filename, "content_type": content_type, "size_bytes": size_bytes},
+        json={
+            "filename": filename,
+            "content_type": content_type,
+            "size_bytes": size_bytes,
+            "upload_method": upload_method,
+        },
     )
     assert response.status_code == 201, response.text
     created: dict[str, Any] = response.json()
@@ -34,14 +44,36 @@ async def upload(ticket: dict[str, Any], data: bytes, *, content_type: str) -> h
         )
 
 
+async def upload_put(
+    ticket: dict[str, Any], data: bytes, *, headers: dict[str, str] | None = None
+) -> httpx.Response:
+    """An app's PUT straight to S3: the bytes as the body, with the ticket's headers (or
+    others, to try S3's refusal)."""
+    async with httpx.AsyncClient() as s3:
+        return await s3.put(ticket["url"], content=data, headers=headers or ticket["headers"])
+
+
 async def upload_image(
-    client: httpx.AsyncClient, data: bytes, *, filename: str, content_type: str
+    client: httpx.AsyncClient,
+    data: bytes,
+    *,
+    filename: str,
+    content_type: str,
+    upload_method: str = "post",
 ) -> dict[str, Any]:
     created = await create_image(
-        client, filename=filename, content_type=content_type, size_bytes=len(data)
+        client,
+        filename=filename,
+        content_type=content_type,
+        size_bytes=len(data),
+        upload_method=upload_method,
     )
-    response = await upload(created["upload"], data, content_type=content_type)
-    assert response.status_code == 204, response.text
+    if upload_method == "put":
+        response = await upload_put(created["upload"], data)
+        assert response.status_code == 200, response.text
+    else:
+        response = await upload(created["upload"], data, content_type=content_type)
+        assert response.status_code == 204, response.text
     return created
 
 

@@ -10,7 +10,7 @@ from pydantic import BaseModel
 from sqlalchemy import text
 
 from service.deps import ResourcesDep
-from service.errors import DependencyUnavailable
+from service.errors import DependencyUnavailable, problem_response
 
 log = logging.getLogger(__name__)
 
@@ -23,15 +23,21 @@ class HealthOut(BaseModel):
     status: str
 
 
-@router.get("/healthz", summary="The process is alive")
+@router.get("/healthz", operation_id="healthz", summary="The process is alive")
 async def healthz() -> HealthOut:
     return HealthOut(status="ok")
 
 
 @router.get(
     "/readyz",
+    operation_id="readyz",
     summary="The database and both buckets are reachable",
-    responses={503: {"description": "A dependency is unreachable."}},
+    responses={
+        503: problem_response(
+            "A dependency is unreachable; `detail` names which.",
+            DependencyUnavailable("unreachable: uploads bucket"),
+        )
+    },
 )
 async def readyz(resources: ResourcesDep) -> HealthOut:
     settings = resources.settings

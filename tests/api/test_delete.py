@@ -1,0 +1,156 @@
+"""`DELETE /v1/images/{id}`: the record, the original and every rendition go, even mid-render."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import uuid
+from typing import TYPE_CHECKING
+
+import httpx
+import pytest
+from PIL import Image
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from service.config import ApiSettings
+from tests.api.state import add_rendition, all_objects, list_keys, set_status
+from tests.conftest import TESTDATA
+from tests.flow import create_image, upload_image
+
+if TYPE_CHECKING:
+    from types_aiobotocore_s3 import S3Client
+    from types_aiobotocore_sqs import SQSClient
+
+HOPPER_JPG = (TESTDATA / "good" / "hopper.jpg").read_bytes()
+
+
+@pytest.fixture(scope="module")
+def large_png() -> bytes:
+    """49 megapixels in well under a megabyte: seconds of decoding for the worker."""
+    image = Image.linear_gradient("L").resize((7000, 7000)).convert("RGB")
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG", compress_level=1)
+    return buffer.getvalue()
+
+
+async def wait_until_queue_drained(
+    sqs: SQSClient, queue_url: str, *, timeout_s: float = 60
+) -> None:
+    """Until the worker has deleted every message: each one handled, clean-up included."""
+    names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while True:
+        attributes = (await sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=names))[
+            "Attributes"
+        ]
+        if all(attributes.get(name) == "0" for name in names):
+            return
+        assert asyncio.get_running_loop().time() < deadline, attributes
+        await asyncio.sleep(0.1)
+
+
+async def wait_for_status(
+    client: httpx.AsyncClient, image_id: str, status: str, *, timeout_s: float = 30
+) -> dict[str, object]:
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while True:
+        record: dict[str, object] = (await client.get(f"/v1/images/{image_id}")).json()
+        if record["status"] == status:
+            return record
+        assert asyncio.get_running_loop().time() < deadline, record
+        await asyncio.sleep(0.02)
+
+
+async def test_delete_image_removes_record_original_and_renditions(
+    client: httpx.AsyncClient, db: AsyncEngine, s3: S3Client, api_settings: ApiSettings
+) -> None:
+    created = await upload_image(client, HOPPER_JPG, filename="a.jpg", content_type="image/jpeg")
+    for name in ("thumb", "small"):
+        await add_rendition(db, s3, api_settings, created["id"], name)
+    await set_status(db, created["id"], "ready")
+    # A rendition the worker wrote but never recorded goes too: the prefix is listed.
+    await s3.put_object(
+        Bucket=api_settings.renditions_bucket, Key=f"renditions/{created['id']}/stray.avif"
+    )
+    assert len(await all_objects(s3, api_settings)) == 4
+
+    response = await client.delete(f"/v1/images/{created['id']}")
+
+    assert response.status_code == 204
+    assert response.content == b""
+    assert await all_objects(s3, api_settings) == []
+    assert (await client.get(f"/v1/images/{created['id']}")).status_code == 404
+    again = await client.delete(f"/v1/images/{created['id']}")
+    assert again.status_code == 404
+    assert again.json()["code"] == "image_not_found"
+
+
+async def test_delete_image_leaves_other_images_alone(
+    client: httpx.AsyncClient, db: AsyncEngine, s3: S3Client, api_settings: ApiSettings
+) -> None:
+    doomed = await create_image(client, filename="a", content_type="image/png", size_bytes=9)
+    kept = await upload_image(client, HOPPER_JPG, filename="b.jpg", content_type="image/jpeg")
+    kept_rendition = await add_rendition(db, s3, api_settings, kept["id"])
+
+    assert (await client.delete(f"/v1/images/{doomed['id']}")).status_code == 204
+
+    assert await list_keys(s3, api_settings.renditions_bucket) == [kept_rendition]
+    assert await list_keys(s3, api_settings.uploads_bucket) == [f"originals/{kept['id']}"]
+    assert (await client.get(f"/v1/images/{kept['id']}")).status_code == 200
+
+
+async def test_delete_image_of_other_owner_is_not_found_and_keeps_it(
+    client: httpx.AsyncClient,
+    other_client: httpx.AsyncClient,
+    s3: S3Client,
+    api_settings: ApiSettings,
+) -> None:
+    created = await upload_image(client, HOPPER_JPG, filename="a.jpg", content_type="image/jpeg")
+
+    response = await other_client.delete(f"/v1/images/{created['id']}")
+
+    assert response.status_code == 404
+    assert response.json()["code"] == "image_not_found"
+    assert (await client.get(f"/v1/images/{created['id']}")).status_code == 200
+    assert await list_keys(s3, api_settings.uploads_bucket) == [f"originals/{created['id']}"]
+
+
+async def test_delete_missing_image_is_not_found(client: httpx.AsyncClient) -> None:
+    response = await client.delete(f"/v1/images/{uuid.uuid4()}")
+
+    assert response.status_code == 404
+    assert response.json()["code"] == "image_not_found"
+
+
+@pytest.mark.usefixtures("worker")
+async def test_delete_image_while_worker_renders_leaves_no_objects(
+    client: httpx.AsyncClient,
+    s3: S3Client,
+    sqs: SQSClient,
+    api_settings: ApiSettings,
+    large_png: bytes,
+) -> None:
+    created = await upload_image(client, large_png, filename="big.png", content_type="image/png")
+    rendering = await wait_for_status(client, created["id"], "processing")
+    assert rendering["renditions"] == []
+
+    response = await client.delete(f"/v1/images/{created['id']}")
+
+    assert response.status_code == 204
+    # The worker finishes rendering after the record is gone, writes its renditions, finds no
+    # row to record them in, and takes them back.
+    await wait_until_queue_drained(sqs, api_settings.queue_url)
+    assert await all_objects(s3, api_settings) == []
+
+
+@pytest.mark.usefixtures("worker")
+async def test_delete_image_right_after_upload_leaves_no_objects(
+    client: httpx.AsyncClient, s3: S3Client, sqs: SQSClient, api_settings: ApiSettings
+) -> None:
+    created = await upload_image(client, HOPPER_JPG, filename="a.jpg", content_type="image/jpeg")
+
+    response = await client.delete(f"/v1/images/{created['id']}")
+
+    assert response.status_code == 204
+    await wait_until_queue_drained(sqs, api_settings.queue_url)
+    assert await all_objects(s3, api_settings) == []

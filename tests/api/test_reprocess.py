@@ -1,0 +1,96 @@
+"""`POST /v1/images/{id}/reprocess`: an uploaded original goes back on the worker's queue."""
+
+from __future__ import annotations
+
+import uuid
+from typing import TYPE_CHECKING
+
+import httpx
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from service.config import ApiSettings
+from service.jobs import reprocess_message
+from tests.api.state import set_status
+from tests.flow import create_image
+
+if TYPE_CHECKING:
+    from types_aiobotocore_sqs import SQSClient
+
+
+async def queued_bodies(sqs: SQSClient, queue_url: str) -> list[str]:
+    """Every message waiting on the queue (no worker runs in these tests)."""
+    bodies: list[str] = []
+    while True:
+        received = await sqs.receive_message(
+            QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0
+        )
+        messages = received.get("Messages", [])
+        if not messages:
+            return bodies
+        bodies += [message["Body"] for message in messages]
+
+
+@pytest.mark.parametrize("status", ["ready", "failed", "processing"])
+async def test_reprocess_image_queues_job_for_worker(
+    client: httpx.AsyncClient,
+    db: AsyncEngine,
+    sqs: SQSClient,
+    api_settings: ApiSettings,
+    status: str,
+) -> None:
+    created = await create_image(client, filename="a", content_type="image/png", size_bytes=9)
+    await set_status(db, created["id"], status)
+
+    response = await client.post(f"/v1/images/{created['id']}/reprocess")
+
+    assert response.status_code == 202, response.text
+    assert response.json()["id"] == created["id"]
+    assert response.json()["status"] == status
+    jobs = [
+        body
+        for body in await queued_bodies(sqs, api_settings.queue_url)
+        if "picforge.reprocess" in body
+    ]
+    assert jobs == [reprocess_message(uuid.UUID(created["id"]))]
+
+
+async def test_reprocess_image_refuses_image_not_uploaded(
+    client: httpx.AsyncClient, sqs: SQSClient, api_settings: ApiSettings
+) -> None:
+    created = await create_image(client, filename="a", content_type="image/png", size_bytes=9)
+
+    response = await client.post(f"/v1/images/{created['id']}/reprocess")
+
+    assert response.status_code == 409
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["code"] == "image_not_uploaded"
+    assert not any(
+        "picforge.reprocess" in body for body in await queued_bodies(sqs, api_settings.queue_url)
+    )
+
+
+async def test_reprocess_image_of_other_owner_is_not_found(
+    client: httpx.AsyncClient,
+    other_client: httpx.AsyncClient,
+    db: AsyncEngine,
+    sqs: SQSClient,
+    api_settings: ApiSettings,
+) -> None:
+    created = await create_image(client, filename="a", content_type="image/png", size_bytes=9)
+    await set_status(db, created["id"], "ready")
+
+    response = await other_client.post(f"/v1/images/{created['id']}/reprocess")
+
+    assert response.status_code == 404
+    assert response.json()["code"] == "image_not_found"
+    assert not any(
+        "picforge.reprocess" in body for body in await queued_bodies(sqs, api_settings.queue_url)
+    )
+
+
+async def test_reprocess_missing_image_is_not_found(client: httpx.AsyncClient) -> None:
+    response = await client.post(f"/v1/images/{uuid.uuid4()}/reprocess")
+
+    assert response.status_code == 404
+    assert response.json()["code"] == "image_not_found"

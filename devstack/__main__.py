@@ -18,7 +18,7 @@ from pathlib import Path
 from types import FrameType
 
 from devstack.emulator import EMULATOR_CREDENTIALS, Emulator
-from devstack.ports import wait_for_port
+from devstack.ports import free_port, wait_for_port
 from devstack.postgres import EmbeddedPostgres
 from devstack.provision import provision
 
@@ -54,6 +54,19 @@ def stack_environment(stack: ExitStack) -> dict[str, str]:
     return env
 
 
+def ensure_dev_key(picforge: list[str], env: dict[str, str]) -> str:
+    """A key for owner `dev`: PICFORGE_DEV_API_KEY when set (so it survives restarts), else new."""
+    fixed = [env["PICFORGE_DEV_API_KEY"]] if env.get("PICFORGE_DEV_API_KEY") else []
+    ensured = subprocess.run(
+        [*picforge, "keys", "ensure", "dev", *fixed],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return ensured.stdout.splitlines()[-1]
+
+
 def start_child(
     stack: ExitStack, name: str, argv: list[str], env: dict[str, str]
 ) -> subprocess.Popen[bytes]:
@@ -82,6 +95,9 @@ def run(port: int) -> int:
         try:
             env = stack_environment(stack)
             subprocess.run([*picforge, "migrate"], env=env, check=True)
+            dev_key = ensure_dev_key(picforge, env)
+            env.setdefault("PICFORGE_WORKER_METRICS_HOST", "127.0.0.1")
+            env.setdefault("PICFORGE_WORKER_METRICS_PORT", str(free_port()))
             children = {
                 "api": start_child(stack, "api", [*picforge, "serve", "--port", str(port)], env),
                 "worker": start_child(stack, "worker", [sys.executable, "-m", "worker"], env),
@@ -91,8 +107,10 @@ def run(port: int) -> int:
                 f"\npicforge is running\n"
                 f"  API       http://127.0.0.1:{port}\n"
                 f"  docs      http://127.0.0.1:{port}/docs\n"
+                f"  metrics   http://127.0.0.1:{env['PICFORGE_WORKER_METRICS_PORT']}/metrics\n"
                 f"  S3/SQS    {env['PICFORGE_AWS_ENDPOINT_URL']}\n"
                 f"  database  {env['PICFORGE_DATABASE_URL']}\n"
+                f"  API key   {dev_key}   (owner `dev`; send it as `Authorization: Bearer …`)\n"
                 "Ctrl-C stops everything.\n",
                 flush=True,
             )

@@ -17,6 +17,7 @@ import httpx
 import pytest
 
 from devstack.ports import free_port
+from service.keys import generate_key
 from tests.conftest import REPO_ROOT, TESTDATA
 
 READY_LINE = "Ctrl-C stops everything."
@@ -43,19 +44,20 @@ def read_banner(process: subprocess.Popen[str]) -> str:
 
 
 def banner_value(banner: str, label: str) -> str:
-    found = re.search(rf"^\s+{re.escape(label)}\s+(\S+)$", banner, re.MULTILINE)
+    found = re.search(rf"^\s+{re.escape(label)}\s+(\S+)", banner, re.MULTILINE)
     assert found, f"no {label} in the banner:\n{banner}"
     return found[1]
 
 
-def upload_and_wait(api: str, data: bytes) -> dict[str, object]:
-    with httpx.Client(base_url=api, timeout=10) as http:
+def upload_and_wait(api: str, key: str, data: bytes) -> dict[str, object]:
+    headers = {"Authorization": f"Bearer {key}"}
+    with httpx.Client(base_url=api, timeout=10, headers=headers) as http:
         created = http.post(
             "/v1/images",
             json={"filename": "cat.png", "content_type": "image/png", "size_bytes": len(data)},
         ).json()
         ticket = created["upload"]
-        sent = http.post(ticket["url"], data=ticket["fields"], files={"file": ("f", data)})
+        sent = httpx.post(ticket["url"], data=ticket["fields"], files={"file": ("f", data)})
         assert sent.status_code == 204, sent.text
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -66,10 +68,18 @@ def upload_and_wait(api: str, data: bytes) -> dict[str, object]:
     raise AssertionError("the image never finished")
 
 
-@pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM])
-def test_devstack_serves_upload_and_stops_everything(stop_signal: signal.Signals) -> None:
+@pytest.mark.parametrize(
+    ("stop_signal", "fixed_key"),
+    [(signal.SIGINT, None), (signal.SIGTERM, generate_key())],
+    ids=["ctrl-c-new-key", "sigterm-fixed-key"],
+)
+def test_devstack_serves_upload_and_stops_everything(
+    stop_signal: signal.Signals, fixed_key: str | None
+) -> None:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PICFORGE_", "AWS_"))}
+    if fixed_key:
+        env["PICFORGE_DEV_API_KEY"] = fixed_key
     process = subprocess.Popen(
         [sys.executable, "-m", "devstack", "--port", str(port)],
         cwd=REPO_ROOT,
@@ -87,7 +97,9 @@ def test_devstack_serves_upload_and_stops_everything(stop_signal: signal.Signals
         assert f"http://127.0.0.1:{port}/docs" in banner
 
         image = (TESTDATA / "good" / "hopper.png").read_bytes()
-        record = upload_and_wait(f"http://127.0.0.1:{port}", image)
+        key = banner_value(banner, "API key")
+        assert key == fixed_key or (fixed_key is None and key.startswith("pf_"))
+        record = upload_and_wait(f"http://127.0.0.1:{port}", key, image)
         assert record["status"] == "ready", record
 
         # Ctrl-C in a terminal signals the whole foreground process group.

@@ -3,6 +3,8 @@ through real PostgreSQL, the emulator's S3 and SQS, and the real worker."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
 import pytest
 from PIL import Image, ImageChops, ImageStat
@@ -20,6 +22,11 @@ from tests.flow import (
 pytestmark = pytest.mark.usefixtures("worker")
 
 
+def rendition(record: dict[str, Any], name: str) -> dict[str, Any]:
+    [found] = [r for r in record["renditions"] if r["name"] == name]
+    return found
+
+
 def mean_difference(a: Image.Image, b: Image.Image) -> float:
     difference = ImageChops.difference(a.convert("RGB"), b.convert("RGB"))
     return sum(ImageStat.Stat(difference).mean) / 3
@@ -27,7 +34,7 @@ def mean_difference(a: Image.Image, b: Image.Image) -> float:
 
 async def test_upload_flow_makes_upright_thumbnail(client: httpx.AsyncClient) -> None:
     rotated = (TESTDATA / "good" / "hopper_orientation_6.jpg").read_bytes()
-    upright_reference = Image.open(TESTDATA / "good" / "hopper.jpg")
+    upright_reference = decode((TESTDATA / "good" / "hopper.jpg").read_bytes())
 
     created = await upload_image(client, rotated, filename="cat.jpg", content_type="image/jpeg")
     assert created["status"] == "awaiting_upload"
@@ -36,15 +43,16 @@ async def test_upload_flow_makes_upright_thumbnail(client: httpx.AsyncClient) ->
     assert record["status"] == "ready", record
     assert (record["width"], record["height"]) == (128, 128)
     assert record["error"] is None
-    [thumb] = record["renditions"]
-    assert (thumb["name"], thumb["format"]) == ("thumb", "webp")
+    assert sorted(r["name"] for r in record["renditions"]) == ["large", "medium", "small", "thumb"]
+    thumb = rendition(record, "thumb")
+    assert thumb["format"] == "webp"
     response = await fetch(thumb["url"])
     assert response.headers["content-type"] == "image/webp"
     assert len(response.content) == thumb["size_bytes"]
     image = decode(response.content)
     assert image.size == (thumb["width"], thumb["height"]) == (128, 128)
     # Upright: close to the unrotated original, far from the rotated pixels as stored.
-    stored_rotation = Image.open(TESTDATA / "good" / "hopper_orientation_6.jpg")
+    stored_rotation = decode(rotated)
     assert mean_difference(image, upright_reference) < 8
     assert mean_difference(image, stored_rotation) > 3 * mean_difference(image, upright_reference)
 
@@ -58,8 +66,14 @@ async def test_upload_flow_fits_thumbnail_in_box_keeping_aspect(
 
     assert record["status"] == "ready", record
     assert (record["width"], record["height"]) == (200, 150)
-    [thumb] = record["renditions"]
-    assert (thumb["width"], thumb["height"]) == (128, 96)
+    sizes = {r["name"]: (r["width"], r["height"]) for r in record["renditions"]}
+    assert sizes == {
+        "thumb": (128, 96),
+        # Never upscaled: presets larger than the source get the source's size.
+        "small": (200, 150),
+        "medium": (200, 150),
+        "large": (200, 150),
+    }
 
 
 async def test_upload_flow_never_upscales(client: httpx.AsyncClient) -> None:
@@ -67,8 +81,7 @@ async def test_upload_flow_never_upscales(client: httpx.AsyncClient) -> None:
     created = await upload_image(client, data, filename="tiny.jpg", content_type="image/jpeg")
     record = await wait_until_finished(client, created["id"])
 
-    [thumb] = record["renditions"]
-    assert (thumb["width"], thumb["height"]) == (8, 8)
+    assert {(r["width"], r["height"]) for r in record["renditions"]} == {(8, 8)}
 
 
 @pytest.mark.parametrize("bad", sorted(p.name for p in (TESTDATA / "bad").iterdir()))

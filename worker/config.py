@@ -3,20 +3,38 @@
 from __future__ import annotations
 
 import os
+from typing import Annotated, Any
 
-from pydantic import Field
+from pydantic import BeforeValidator, Field
+from pydantic_settings import NoDecode
 
 from service.config import AwsSettings, DatabaseSettings
+from worker.renditions import DEFAULT_PRESETS, Preset, parse_presets
+
+
+def _presets_from_json(value: Any) -> Any:
+    # The JSON is parsed by `parse_presets`, whose errors name the preset and field at fault.
+    return parse_presets(value) if isinstance(value, str) else value
 
 
 class WorkerSettings(AwsSettings, DatabaseSettings):
     queue_url: str
-    # Images rendered at once; each holds one decoded original in memory.
+    # Images in flight at once; each holds one decoded original in memory.
     worker_concurrency: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1, le=64)
     worker_render_processes: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
     worker_wait_s: int = Field(20, ge=0, le=20)  # SQS long-poll ceiling
     # The longest one image may take; the queue's visibility timeout must exceed it.
-    worker_job_timeout_s: int = Field(120, ge=5)
+    worker_job_timeout_s: int = Field(120, ge=1)
+    # How long a received message stays hidden, renewed while its image is worked on: after a
+    # crash, its message comes back this soon.
+    worker_visibility_timeout_s: int = Field(60, ge=1, le=43_200)
     worker_drain_s: float = Field(30, ge=0)
-    worker_metrics_port: int | None = Field(9100, ge=0, le=65535)
+    # Deliveries before the queue dead-letters a message; unset: read from its RedrivePolicy.
+    worker_max_receive_count: int | None = Field(None, ge=1, le=1000)
+    worker_metrics_host: str = "0.0.0.0"  # all interfaces: the container port is published
+    worker_metrics_port: int | None = Field(9100, ge=0, le=65535)  # None: no endpoint
     max_pixels: int = Field(100_000_000, ge=1)
+    # A JSON array of presets (see `worker.presets.parse_presets`).
+    presets: Annotated[tuple[Preset, ...], NoDecode, BeforeValidator(_presets_from_json)] = (
+        DEFAULT_PRESETS
+    )

@@ -1,52 +1,54 @@
-"""The receive → handle → delete loop.
+"""The receive → handle → delete loop, and the drain.
 
-Messages are picked only while there is room for them (at most `concurrency` in flight), and a
-message is deleted only after its effect is durable. A transient failure leaves the message to
-come back after its visibility timeout; the queue's redrive policy moves a message that keeps
-failing to the dead-letter queue. On stop, nothing new is picked and the images in flight get
-`drain_s` to finish; whatever is cancelled then simply becomes visible again.
+Messages are picked only while there is room for them (at most `concurrency` in flight, up to
+10 a receive, long-polling). What becomes of each is `worker.delivery`'s business. On stop,
+nothing new is picked and the messages in flight get `drain_s` to finish; the ones still
+unfinished then are cancelled and made visible again at once, for another worker to take.
+Nothing in flight is lost: a message is deleted only after its effect is durable.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
-from worker.events import NotAnS3Event, parse_message_body
-from worker.handlers import RenderContext, handle_object_created
-
-if TYPE_CHECKING:
-    from types_aiobotocore_sqs import SQSClient
-    from types_aiobotocore_sqs.type_defs import MessageTypeDef
+from worker.delivery import Delivery
+from worker.messages import MAX_BATCH, Message, MessageQueue
+from worker.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
-MAX_BATCH = 10  # SQS's ceiling for one receive
+RECEIVE_RETRY_S = 1.0
+POLL_MARGIN_S = 0.5
 
 
 @dataclass(frozen=True)
 class ConsumerOptions:
-    queue_url: str
     concurrency: int
     wait_s: int
-    job_timeout_s: int
     drain_s: float
 
 
 class Consumer:
-    def __init__(self, sqs: SQSClient, context: RenderContext, options: ConsumerOptions) -> None:
-        self.sqs = sqs
-        self.context = context
+    def __init__(
+        self,
+        queue: MessageQueue,
+        delivery: Delivery,
+        metrics: Metrics,
+        options: ConsumerOptions,
+    ) -> None:
+        self.queue = queue
+        self.delivery = delivery
+        self.metrics = metrics
         self.options = options
-        self.in_flight: set[asyncio.Task[None]] = set()
-        self.handled = 0
-        self.left_for_redelivery = 0
+        self.in_flight: dict[asyncio.Task[None], Message] = {}
+        # When a receive abandoned at stop is over on SQS's side too (see `release`).
+        self.abandoned_poll_ends = 0.0
 
     async def run(self, stop: asyncio.Event) -> None:
         stopping = asyncio.create_task(stop.wait())
+        receiving: asyncio.Task[list[Message]] | None = None
         try:
             while not stop.is_set():
                 room = self.options.concurrency - len(self.in_flight)
@@ -56,81 +58,64 @@ class Consumer:
                 receiving = asyncio.create_task(self.receive(min(MAX_BATCH, room)))
                 await asyncio.wait({stopping, receiving}, return_when="FIRST_COMPLETED")
                 if not receiving.done():
-                    # A message SQS handed to the cancelled poll reappears after its timeout.
-                    receiving.cancel()
                     break
                 for message in receiving.result():
-                    task = asyncio.create_task(self.handle(message))
-                    self.in_flight.add(task)
-                    task.add_done_callback(self.in_flight.discard)
+                    self.start(message)
         finally:
             stopping.cancel()
+            if receiving is not None and not receiving.done():
+                # A message SQS hands to the abandoned poll comes back after its timeout.
+                receiving.cancel()
+                loop = asyncio.get_running_loop()
+                self.abandoned_poll_ends = loop.time() + self.options.wait_s + POLL_MARGIN_S
             await self.drain()
-            log.info(
-                "worker stopped: handled=%d left_for_redelivery=%d",
-                self.handled,
-                self.left_for_redelivery,
-            )
+            log.info("worker stopped: %s", self.metrics.summary())
+
+    async def receive(self, max_messages: int) -> list[Message]:
+        try:
+            messages = await self.queue.receive(max_messages, wait_s=self.options.wait_s)
+        except Exception:
+            log.exception("receive failed; retrying in %s s", RECEIVE_RETRY_S)
+            await asyncio.sleep(RECEIVE_RETRY_S)
+            return []
+        self.metrics.received(len(messages))
+        return messages
+
+    def start(self, message: Message) -> None:
+        task = asyncio.create_task(self.delivery.handle(message), name=f"message-{message.id}")
+        self.in_flight[task] = message
+        self.metrics.in_flight.set(len(self.in_flight))
+        task.add_done_callback(self.finished)
+
+    def finished(self, task: asyncio.Task[None]) -> None:
+        message = self.in_flight.pop(task)
+        self.metrics.in_flight.set(len(self.in_flight))
+        if not task.cancelled() and (error := task.exception()) is not None:
+            # Delivery handles every failure of a job; this is a bug in the worker itself.
+            log.error("message_id=%s: handler crashed", message.id, exc_info=error)
 
     async def drain(self) -> None:
         if not self.in_flight:
             return
-        log.info("draining %d images for up to %s s", len(self.in_flight), self.options.drain_s)
-        _, unfinished = await asyncio.wait(self.in_flight, timeout=self.options.drain_s)
+        log.info("draining %d messages for up to %s s", len(self.in_flight), self.options.drain_s)
+        _, unfinished = await asyncio.wait(set(self.in_flight), timeout=self.options.drain_s)
+        released = [self.in_flight[task] for task in unfinished]
         for task in unfinished:
             task.cancel()
         await asyncio.gather(*unfinished, return_exceptions=True)
+        await self.release(released)
 
-    async def receive(self, max_messages: int) -> list[MessageTypeDef]:
-        try:
-            response = await self.sqs.receive_message(
-                QueueUrl=self.options.queue_url,
-                MaxNumberOfMessages=max_messages,
-                WaitTimeSeconds=self.options.wait_s,
-                MessageSystemAttributeNames=["ApproximateReceiveCount"],
-            )
-        except Exception:
-            log.exception("receive failed; retrying shortly")
-            await asyncio.sleep(1)
-            return []
-        return response.get("Messages", [])
-
-    async def handle(self, message: MessageTypeDef) -> None:
-        message_id = message.get("MessageId", "?")
-        started = time.perf_counter()
-        try:
-            events = parse_message_body(message.get("Body", ""))
-        except NotAnS3Event as exc:
-            log.warning("discarding message_id=%s: not an S3 event: %s", message_id, exc)
-            await self.delete(message)
+    async def release(self, messages: list[Message]) -> None:
+        """Make unfinished messages visible again at once, for another worker to take. Not
+        while the receive abandoned at stop may still be waiting on SQS's side: it would take
+        them back, for a whole visibility timeout, with no one left to read its answer."""
+        if not messages:
             return
-        try:
-            for event in events:
-                outcome = await asyncio.wait_for(
-                    handle_object_created(self.context, event), self.options.job_timeout_s
-                )
-                log.info(
-                    "message_id=%s key=%s %s (%.3f s)",
-                    message_id,
-                    event.key,
-                    outcome,
-                    time.perf_counter() - started,
-                )
-        except asyncio.CancelledError:
-            self.left_for_redelivery += 1
-            raise
-        except Exception:
-            self.left_for_redelivery += 1
-            log.exception("message_id=%s left for redelivery", message_id)
-            return
-        await self.delete(message)
-        self.handled += 1
-
-    async def delete(self, message: MessageTypeDef) -> None:
-        try:
-            await self.sqs.delete_message(
-                QueueUrl=self.options.queue_url, ReceiptHandle=message["ReceiptHandle"]
-            )
-        except Exception:
-            # The message comes back and is handled again, harmlessly: handlers are idempotent.
-            log.exception("delete failed for message_id=%s", message.get("MessageId"))
+        wait_s = self.abandoned_poll_ends - asyncio.get_running_loop().time()
+        if wait_s > 0:
+            log.info("releasing %d messages in %.1f s, after the last poll", len(messages), wait_s)
+            await asyncio.sleep(wait_s)
+        for message in messages:
+            log.warning("message_id=%s released unfinished: visible again now", message.id)
+            await self.queue.set_visibility(message, 0)
+            self.metrics.message("released")

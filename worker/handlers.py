@@ -1,29 +1,35 @@
-"""One uploaded original in, renditions and a finished record out.
+"""One event in, renditions and a finished record out.
 
-Fetch the original, render it in the process pool (Pillow never runs on the event loop), store
-the renditions under keys derived from the image id, then record them. Every step can be
-repeated: a redelivered message rewrites the same objects and the same rows.
+Fetch the original, render it in the render pool (Pillow never runs on the event loop), store
+the renditions under keys derived from the image id and preset, then record them. Every step
+can be repeated: a redelivered message rewrites the same objects and the same rows.
+
+A handler returns an `Outcome` when the event is dealt with for good (the image is ready, or
+failed for a reason in the image itself, or there was nothing to do), and raises on anything
+transient (S3, the database, a render process that died), so the message is delivered again.
+
+Besides the rejection codes of `worker.validation` (`REJECTION_CODES`), an image can fail with
+the codes in `FAILURE_CODES`.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Sequence
-from concurrent.futures import Executor
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from functools import partial
-from typing import TYPE_CHECKING
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Final, Literal
 
 from botocore.exceptions import ClientError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from service.models import Rendition
-from service.storage import image_id_from_original_key, rendition_key
+from service.storage import image_id_from_original_key, original_key, rendition_key
 from worker import records
-from worker.events import ObjectCreated
+from worker.events import Event, ObjectCreated, ReprocessRequested
+from worker.pool import RenderPool
 from worker.renditions import ImageRejected, Limits, Preset, RenderResult, render
 
 if TYPE_CHECKING:
@@ -31,9 +37,19 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-EXTENSIONS = {"webp": "webp", "jpeg": "jpg", "avif": "avif"}
+ORIGINAL_MISSING: Final = "original_missing"
+FAILURE_CODES: Final[Mapping[str, str]] = MappingProxyType(
+    {
+        records.PROCESSING_FAILED: "the worker gave up after the queue's last allowed delivery: "
+        "S3, the database or the render process kept failing (the message is in the DLQ; a "
+        "redrive or a reprocess tries again)",
+        ORIGINAL_MISSING: "the original is no longer in the uploads bucket",
+    }
+)
+
+EXTENSIONS: Final = {"webp": "webp", "jpeg": "jpg", "avif": "avif"}
 # Renditions never change under a key for a given image: clients and CDNs may cache them.
-CACHE_CONTROL = "public, max-age=31536000, immutable"
+CACHE_CONTROL: Final = "public, max-age=31536000, immutable"
 
 
 @dataclass(frozen=True)
@@ -42,83 +58,153 @@ class RenderContext:
 
     sessions: async_sessionmaker[AsyncSession]
     s3: S3Client
-    pool: Executor
+    pool: RenderPool
     uploads_bucket: str
     renditions_bucket: str
     presets: Sequence[Preset]
     limits: Limits
 
 
-async def handle_object_created(context: RenderContext, event: ObjectCreated) -> str:
-    """Process one uploaded original. Returns the outcome for the log line; raises on a
-    transient failure so the message is delivered again."""
+@dataclass(frozen=True)
+class Outcome:
+    result: Literal["ready", "failed", "skipped"]
+    detail: str
+    image_id: uuid.UUID | None = None
+    code: str | None = None  # for `failed`
+
+
+def image_id_of(event: Event) -> uuid.UUID | None:
+    if isinstance(event, ReprocessRequested):
+        return event.image_id
+    return image_id_from_original_key(event.key)
+
+
+async def handle_event(context: RenderContext, event: Event) -> Outcome:
+    if isinstance(event, ReprocessRequested):
+        declared = await records.start_reprocessing(context.sessions, event.image_id)
+        if declared is None:
+            return Outcome("skipped", "image unknown, deleted or not uploaded", event.image_id)
+        return await process_original(context, event.image_id, declared)
+    return await handle_object_created(context, event)
+
+
+async def handle_object_created(context: RenderContext, event: ObjectCreated) -> Outcome:
     image_id = image_id_from_original_key(event.key)
     if event.bucket != context.uploads_bucket or image_id is None:
-        return "ignored: not an original we issued"
-    declared_type = await records.start_processing(context.sessions, image_id)
-    if declared_type is None:
-        return "ignored: image unknown, deleted or already finished"
-    try:
-        original = await context.s3.get_object(Bucket=event.bucket, Key=event.key)
-        async with original["Body"] as body:
-            data = await body.read()
-    except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
-            return "ignored: original is gone"
-        raise
+        return Outcome("skipped", f"not an original we issued: {event.bucket}/{event.key}")
+    declared = await records.start_processing(context.sessions, image_id)
+    if declared is None:
+        return Outcome("skipped", "image unknown, deleted or already finished", image_id)
+    return await process_original(context, image_id, declared)
 
+
+async def process_original(
+    context: RenderContext, image_id: uuid.UUID, declared_type: str
+) -> Outcome:
+    data = await fetch_original(context, image_id)
+    if data is None:
+        return await fail(context, image_id, ORIGINAL_MISSING, FAILURE_CODES[ORIGINAL_MISSING])
     started = time.perf_counter()
     try:
-        result = await asyncio.get_running_loop().run_in_executor(
-            context.pool,
-            partial(render, data, presets=context.presets, limits=context.limits),
+        result = await context.pool.run(
+            render,
+            data,
+            presets=context.presets,
+            limits=context.limits,
+            declared_content_type=declared_type,
         )
     except ImageRejected as rejected:
-        await records.record_failure(
-            context.sessions, image_id, code=rejected.code, message=rejected.message
-        )
-        return f"failed: {rejected.code}"
+        return await fail(context, image_id, rejected.code, rejected.message)
     render_s = time.perf_counter() - started
 
     stored = await store_renditions(context, image_id=image_id, result=result)
-    if not await records.record_ready(
-        context.sessions, image_id, width=result.width, height=result.height, renditions=stored
-    ):
+    stale_keys = await records.record_ready(
+        context.sessions,
+        image_id,
+        width=result.width,
+        height=result.height,
+        placeholder=records.Placeholder(result.thumbhash, result.dominant_color),
+        renditions=stored,
+    )
+    if stale_keys is None:
         # Deleted while we rendered: take back what we wrote, so nothing is orphaned.
         await delete_objects(context, [r.key for r in stored])
-        return "discarded: image deleted while rendering"
-    return f"ready: {len(stored)} renditions in {render_s:.3f} s"
+        return Outcome("skipped", "image deleted while rendering", image_id)
+    # Renditions of presets no longer configured. Their rows are gone already: a failure here
+    # leaves unreferenced objects, never a reference to a missing one.
+    await delete_objects(context, stale_keys)
+    return Outcome(
+        "ready", f"{len(stored)} renditions (render {render_s:.3f} s)", image_id=image_id
+    )
+
+
+async def fail(context: RenderContext, image_id: uuid.UUID, code: str, message: str) -> Outcome:
+    if await records.record_failure(context.sessions, image_id, code=code, message=message):
+        return Outcome("failed", message, image_id, code)
+    # A `ready` image being reprocessed keeps its renditions; a deleted one has none.
+    return Outcome("skipped", f"not marked {code} (ready or deleted): {message}", image_id)
+
+
+async def give_up(context: RenderContext, event: Event, reason: str) -> Outcome | None:
+    """Mark the event's image failed with `processing_failed`, on the last delivery the queue
+    allows before it dead-letters the message."""
+    image_id = image_id_of(event)
+    if image_id is None:
+        return None
+    return await fail(context, image_id, records.PROCESSING_FAILED, reason)
+
+
+async def fetch_original(context: RenderContext, image_id: uuid.UUID) -> bytes | None:
+    try:
+        original = await context.s3.get_object(
+            Bucket=context.uploads_bucket, Key=original_key(image_id)
+        )
+        async with original["Body"] as body:
+            data: bytes = await body.read()
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+            return None
+        raise
+    return data
 
 
 async def store_renditions(
     context: RenderContext, *, image_id: uuid.UUID, result: RenderResult
 ) -> list[Rendition]:
-    stored = []
+    """Put each rendition under its key; renditions whose bytes are identical to an earlier
+    one's (`shares_with`) point at that one's object rather than storing a copy."""
+    stored: dict[str, Rendition] = {}
     for rendition in result.renditions:
-        key = rendition_key(image_id, rendition.name, EXTENSIONS[rendition.format])
-        await context.s3.put_object(
-            Bucket=context.renditions_bucket,
-            Key=key,
-            Body=rendition.data,
-            ContentType=rendition.content_type,
-            CacheControl=CACHE_CONTROL,
-        )
-        stored.append(
-            Rendition(
-                name=rendition.name,
-                key=key,
-                width=rendition.width,
-                height=rendition.height,
-                format=rendition.format,
-                size_bytes=len(rendition.data),
+        shared = stored.get(rendition.shares_with) if rendition.shares_with else None
+        if shared is not None:
+            key = shared.key
+        else:
+            key = rendition_key(image_id, rendition.name, EXTENSIONS[rendition.format])
+            await context.s3.put_object(
+                Bucket=context.renditions_bucket,
+                Key=key,
+                Body=rendition.data,
+                ContentType=rendition.content_type,
+                CacheControl=CACHE_CONTROL,
             )
+        stored[rendition.name] = Rendition(
+            name=rendition.name,
+            key=key,
+            width=rendition.width,
+            height=rendition.height,
+            format=rendition.format,
+            size_bytes=len(rendition.data),
         )
-    return stored
+    return list(stored.values())
 
 
-async def delete_objects(context: RenderContext, keys: list[str]) -> None:
-    if keys:
-        await context.s3.delete_objects(
-            Bucket=context.renditions_bucket,
-            Delete={"Objects": [{"Key": key} for key in keys], "Quiet": True},
-        )
+async def delete_objects(context: RenderContext, keys: Sequence[str]) -> None:
+    keys = sorted(set(keys))
+    if not keys:
+        return
+    response = await context.s3.delete_objects(
+        Bucket=context.renditions_bucket,
+        Delete={"Objects": [{"Key": key} for key in keys], "Quiet": True},
+    )
+    for error in response.get("Errors", []):
+        log.error("rendition not deleted: key=%s %s", error.get("Key"), error.get("Message"))

@@ -1,13 +1,16 @@
-"""The worker process: open every connection once, consume until told to stop."""
+"""The worker process: open every connection once, consume until told to stop.
+
+SIGTERM (what ECS sends) or SIGINT stops the receiving; the images in flight get
+`PICFORGE_WORKER_DRAIN_S` to finish, and the process exits 0.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import multiprocessing
 import signal
-from concurrent.futures import ProcessPoolExecutor
 from contextlib import AsyncExitStack
+from dataclasses import dataclass
 
 import aioboto3
 
@@ -15,48 +18,94 @@ from service.db import SchemaNotMigrated, create_engine, create_sessionmaker, re
 from service.resources import open_s3_client
 from worker.config import WorkerSettings
 from worker.consumer import Consumer, ConsumerOptions
+from worker.delivery import Delivery, DeliveryOptions
 from worker.handlers import RenderContext
-from worker.renditions import Limits, Preset
+from worker.messages import MessageQueue
+from worker.metrics import Metrics
+from worker.pool import RenderPool
+from worker.renditions import Limits
 
 log = logging.getLogger(__name__)
 
-THUMB = Preset(name="thumb", width=128, height=128)
+
+@dataclass(frozen=True)
+class Worker:
+    queue: MessageQueue
+    delivery: Delivery
+    consumer: Consumer
 
 
-async def run_worker(settings: WorkerSettings, stop: asyncio.Event) -> None:
+async def open_worker(stack: AsyncExitStack, settings: WorkerSettings, metrics: Metrics) -> Worker:
+    """Open every connection and the render pool, closed when `stack` closes."""
+    engine = create_engine(settings)
+    stack.push_async_callback(engine.dispose)
+    await require_migrated(engine)
+    s3 = await open_s3_client(stack, settings, settings.aws_endpoint_url)
+    sqs = await stack.enter_async_context(
+        aioboto3.Session().client(
+            "sqs", region_name=settings.aws_region, endpoint_url=settings.aws_endpoint_url
+        )
+    )
+    queue = MessageQueue(
+        sqs, settings.queue_url, visibility_timeout_s=settings.worker_visibility_timeout_s
+    )
+    max_receive_count = settings.worker_max_receive_count or await queue.read_max_receive_count()
+    if max_receive_count is None:
+        log.warning(
+            "the queue has no redrive policy: a failing message is retried until it expires, "
+            "and its image is never marked failed"
+        )
+    pool = RenderPool(settings.worker_render_processes, on_restart=metrics.pool_restarted)
+    stack.callback(pool.close)
+    context = RenderContext(
+        sessions=create_sessionmaker(engine),
+        s3=s3,
+        pool=pool,
+        uploads_bucket=settings.uploads_bucket,
+        renditions_bucket=settings.renditions_bucket,
+        presets=settings.presets,
+        limits=Limits(max_pixels=settings.max_pixels),
+    )
+    delivery = Delivery(
+        queue,
+        context,
+        metrics,
+        DeliveryOptions(
+            job_timeout_s=settings.worker_job_timeout_s, max_receive_count=max_receive_count
+        ),
+    )
+    options = ConsumerOptions(
+        concurrency=settings.worker_concurrency,
+        wait_s=settings.worker_wait_s,
+        drain_s=settings.worker_drain_s,
+    )
+    log.info(
+        "worker consuming %s: concurrency=%d render_processes=%d visibility=%d s "
+        "max_receive_count=%s presets=%s",
+        settings.queue_url,
+        settings.worker_concurrency,
+        settings.worker_render_processes,
+        settings.worker_visibility_timeout_s,
+        max_receive_count,
+        ",".join(preset.name for preset in settings.presets),
+    )
+    return Worker(queue, delivery, Consumer(queue, delivery, metrics, options))
+
+
+async def run_worker(
+    settings: WorkerSettings, stop: asyncio.Event, *, metrics: Metrics | None = None
+) -> Metrics:
+    """Consume until `stop` is set, then drain. Returns what it counted."""
+    metrics = metrics or Metrics()
     async with AsyncExitStack() as stack:
-        engine = create_engine(settings)
-        stack.push_async_callback(engine.dispose)
-        await require_migrated(engine)
-        s3 = await open_s3_client(stack, settings, settings.aws_endpoint_url)
-        sqs = await stack.enter_async_context(
-            aioboto3.Session().client(
-                "sqs", region_name=settings.aws_region, endpoint_url=settings.aws_endpoint_url
+        worker = await open_worker(stack, settings, metrics)
+        if settings.worker_metrics_port is not None:
+            _, stop_serving = metrics.serve(
+                settings.worker_metrics_host, settings.worker_metrics_port
             )
-        )
-        # spawn, not fork: forking a process that runs an event loop and holds sockets is unsafe.
-        pool = ProcessPoolExecutor(
-            settings.worker_render_processes, mp_context=multiprocessing.get_context("spawn")
-        )
-        stack.callback(pool.shutdown, wait=True, cancel_futures=True)
-        context = RenderContext(
-            sessions=create_sessionmaker(engine),
-            s3=s3,
-            pool=pool,
-            uploads_bucket=settings.uploads_bucket,
-            renditions_bucket=settings.renditions_bucket,
-            presets=(THUMB,),
-            limits=Limits(max_pixels=settings.max_pixels),
-        )
-        options = ConsumerOptions(
-            queue_url=settings.queue_url,
-            concurrency=settings.worker_concurrency,
-            wait_s=settings.worker_wait_s,
-            job_timeout_s=settings.worker_job_timeout_s,
-            drain_s=settings.worker_drain_s,
-        )
-        log.info("worker consuming %s", settings.queue_url)
-        await Consumer(sqs, context, options).run(stop)
+            stack.callback(stop_serving)
+        await worker.consumer.run(stop)
+    return metrics
 
 
 async def run_until_signalled(settings: WorkerSettings) -> None:

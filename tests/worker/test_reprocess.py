@@ -1,0 +1,116 @@
+"""Reprocess jobs (`service.jobs.reprocess_message`): the original rendered again with today's
+presets; a `ready` image never leaves `ready`, a `failed` one gets another chance."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from service.jobs import reprocess_message
+from service.models import Image, ImageStatus
+from service.storage import rendition_key
+from tests.worker.conftest import Images, StartWorker, eventually, png_bytes
+from worker.renditions import Preset
+
+FIRST_PRESETS = (Preset("thumb", 128, 128), Preset("small", 320, 320))
+LATER_PRESETS = (Preset("thumb", 128, 128), Preset("wide", 640, 360, format="jpeg", fit="cover"))
+
+
+async def make_ready(images: Images, start_worker: StartWorker, data: bytes) -> Image:
+    worker = await start_worker(presets=FIRST_PRESETS)
+    image_id = await images.create(data)
+    image = await images.wait_for(image_id, "ready")
+    await worker.stop()
+    return image
+
+
+async def send_reprocess(images: Images, image_id: uuid.UUID) -> None:
+    await images.sqs.send_message(
+        QueueUrl=images.stack.queue_url, MessageBody=reprocess_message(image_id)
+    )
+
+
+async def test_reprocess_replaces_renditions_of_ready_image_without_leaving_ready(
+    images: Images, start_worker: StartWorker
+) -> None:
+    before = await make_ready(images, start_worker, png_bytes(800, 600))
+    seen: set[str] = set()
+
+    async def watch_status() -> None:
+        while True:
+            image = await images.get(before.id)
+            assert image is not None
+            seen.add(image.status)
+            await asyncio.sleep(0.01)
+
+    watching = asyncio.create_task(watch_status())
+    await start_worker(presets=LATER_PRESETS)
+    await send_reprocess(images, before.id)
+    after = await eventually(
+        lambda: _with_renditions(images, before.id, {"thumb", "wide"}), what="the new renditions"
+    )
+    watching.cancel()
+
+    assert seen == {"ready"}
+    assert {(r.name, r.width, r.height, r.format) for r in after.renditions} == {
+        ("thumb", 128, 96, "webp"),
+        ("wide", 640, 360, "jpeg"),
+    }
+    assert await images.rendition_keys() == sorted(
+        [rendition_key(before.id, "thumb", "webp"), rendition_key(before.id, "wide", "jpg")]
+    )
+
+
+async def _with_renditions(images: Images, image_id: uuid.UUID, names: set[str]) -> Image | None:
+    image = await images.get(image_id)
+    return image if image and {r.name for r in image.renditions} == names else None
+
+
+async def test_reprocess_renders_failed_image_again(
+    images: Images,
+    start_worker: StartWorker,
+    sessions: async_sessionmaker[AsyncSession],
+    hopper_png: bytes,
+) -> None:
+    image_id = await images.add_row(size_bytes=len(hopper_png))
+    async with sessions.begin() as session:
+        await session.execute(
+            update(Image)
+            .where(Image.id == image_id)
+            .values(status=ImageStatus.FAILED, error_code="corrupt_image", error_message="x")
+        )
+    worker = await start_worker()
+    await images.upload(image_id, hopper_png, "image/png")
+    # The upload's own event finds a verdict on the image already, and leaves it be.
+    await eventually(
+        lambda: worker.count("picforge_worker_messages_total", outcome="discarded") >= 2
+    )
+    assert (await images.get(image_id)).status == "failed"  # type: ignore[union-attr]
+
+    await send_reprocess(images, image_id)
+    image = await images.wait_for(image_id, "ready")
+
+    assert (image.error_code, image.error_message) == (None, None)
+    assert [r.name for r in image.renditions] == ["thumb"]
+
+
+async def test_reprocess_rejected_now_keeps_ready_image_and_renditions(
+    images: Images, start_worker: StartWorker
+) -> None:
+    before = await make_ready(images, start_worker, png_bytes(800, 600))
+    keys = await images.rendition_keys()
+    worker = await start_worker(presets=LATER_PRESETS, max_pixels=1000)
+
+    await send_reprocess(images, before.id)
+    await eventually(
+        lambda: worker.count("picforge_worker_messages_total", outcome="discarded") >= 1,
+        what="the job handled",
+    )
+
+    after = await images.get(before.id)
+    assert after is not None and after.status == "ready"
+    assert {r.name for r in after.renditions} == {"thumb", "small"}
+    assert await images.rendition_keys() == keys

@@ -28,7 +28,8 @@ format: setup
 	$(UV) run --frozen ruff check --fix . && $(UV) run --frozen ruff format .
 
 bench: setup
-	$(UV) run --frozen python -m bench
+	$(UV) run --frozen python bench/renditions.py
+	$(UV) run --frozen python bench/api.py
 
 clean:
 	rm -rf .venv .venv-tools .venv-ministack .venv-checkov .devstack .pytest_cache .mypy_cache .ruff_cache

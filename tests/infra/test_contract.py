@@ -6,7 +6,6 @@ import re
 from typing import Any
 
 import pytest
-
 from pydantic_settings import BaseSettings
 
 from service.config import ApiSettings, DatabaseSettings

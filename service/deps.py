@@ -14,7 +14,8 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.config import ApiSettings
-from service.errors import Unauthorized
+from service.db import CONNECTION_LOST
+from service.errors import DependencyUnavailable, Unauthorized
 from service.images import require_image
 from service.keys import authenticate
 from service.models import Image
@@ -59,12 +60,15 @@ SessionDep = Annotated[AsyncSession, Depends(get_session)]
 
 
 async def authenticated_owner(
-    session: SessionDep,
+    resources: ResourcesDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(API_KEY)],
 ) -> str:
     if credentials is None:
         raise Unauthorized("send an API key as `Authorization: Bearer <key>`")
-    owner = await authenticate(session, credentials.credentials)
+    try:
+        owner = await authenticate(resources.statements, credentials.credentials)
+    except CONNECTION_LOST as exc:
+        raise DependencyUnavailable("the database is unavailable; try again") from exc
     if owner is None:
         raise Unauthorized("the API key is unknown or has been revoked")
     return owner

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.config import ApiSettings
 from service.content_types import ACCEPTED_CONTENT_TYPES
+from service.db import CONNECTION_LOST, StatementPool
 from service.errors import (
     DependencyUnavailable,
     FileTooLarge,
@@ -31,6 +32,7 @@ from service.errors import (
 from service.jobs import reprocess_message
 from service.models import IdempotentCreate, Image, ImageStatus
 from service.pagination import Position, decode_cursor, encode_cursor
+from service.resources import Resources
 from service.schemas import ImageCreate
 from service.storage import (
     ObjectsNotDeleted,
@@ -81,16 +83,67 @@ def request_fingerprint(request: ImageCreate) -> bytes:
     return hashlib.sha256(canonical.encode()).digest()
 
 
+# One statement, atomic on its own, so a plain create needs no session (see service.db).
+INSERT_IMAGE = (
+    "INSERT INTO images (id, owner, status, filename, content_type, size_bytes)"
+    " VALUES ($1, $2, $3, $4, $5, $6) RETURNING created_at, updated_at"
+)
+
+
 async def create_image(
-    session: AsyncSession,
-    presigner: S3Client,
-    settings: ApiSettings,
+    resources: Resources,
     *,
     owner: str,
     request: ImageCreate,
     idempotency_key: str | None = None,
 ) -> CreatedImage:
-    check_upload_allowed(request, settings)
+    check_upload_allowed(request, resources.settings)
+    if idempotency_key is None:
+        image = await insert_image(resources.statements, owner=owner, request=request)
+        replayed = False
+    else:
+        async with resources.sessions() as session:
+            image, replayed = await create_image_idempotently(
+                session, owner=owner, request=request, idempotency_key=idempotency_key
+            )
+    ticket = await presign_image_upload(
+        resources.presigner, resources.settings, image, method=request.upload_method
+    )
+    return CreatedImage(image=image, ticket=ticket, replayed=replayed)
+
+
+async def insert_image(statements: StatementPool, *, owner: str, request: ImageCreate) -> Image:
+    image = Image(
+        id=uuid.uuid4(),
+        owner=owner,
+        status=ImageStatus.AWAITING_UPLOAD,
+        filename=request.filename,
+        content_type=request.content_type,
+        size_bytes=request.size_bytes,
+        renditions=[],
+    )
+    try:
+        inserted = await statements.fetchrow(
+            INSERT_IMAGE,
+            image.id,
+            image.owner,
+            image.status.value,
+            image.filename,
+            image.content_type,
+            image.size_bytes,
+        )
+    except CONNECTION_LOST as exc:
+        raise DependencyUnavailable("the database is unavailable; try again") from exc
+    assert inserted is not None
+    image.created_at = inserted["created_at"]
+    image.updated_at = inserted["updated_at"]
+    return image
+
+
+async def create_image_idempotently(
+    session: AsyncSession, *, owner: str, request: ImageCreate, idempotency_key: str
+) -> tuple[Image, bool]:
+    """The image this key made, new or made earlier, and whether it was made earlier."""
     image = Image(
         id=uuid.uuid4(),
         owner=owner,
@@ -101,30 +154,24 @@ async def create_image(
         renditions=[],
     )
     session.add(image)
-    replayed = False
-    if idempotency_key is None:
+    fingerprint = request_fingerprint(request)
+    await session.flush()
+    # A concurrent request holding the same key makes this wait for its commit, then do
+    # nothing: the primary key, not a read-then-write, decides which request made the image.
+    claimed = await session.scalar(
+        insert(IdempotentCreate)
+        .values(owner=owner, key=idempotency_key, request_sha256=fingerprint, image_id=image.id)
+        .on_conflict_do_nothing(index_elements=["owner", "key"])
+        .returning(IdempotentCreate.image_id)
+    )
+    if claimed is not None:
         await session.commit()
-    else:
-        fingerprint = request_fingerprint(request)
-        await session.flush()
-        # A concurrent request holding the same key makes this wait for its commit, then do
-        # nothing: the primary key, not a read-then-write, decides which request made the image.
-        claimed = await session.scalar(
-            insert(IdempotentCreate)
-            .values(owner=owner, key=idempotency_key, request_sha256=fingerprint, image_id=image.id)
-            .on_conflict_do_nothing(index_elements=["owner", "key"])
-            .returning(IdempotentCreate.image_id)
-        )
-        if claimed is None:
-            await session.rollback()
-            image = await find_idempotent_image(
-                session, owner=owner, key=idempotency_key, fingerprint=fingerprint
-            )
-            replayed = True
-        else:
-            await session.commit()
-    ticket = await presign_image_upload(presigner, settings, image, method=request.upload_method)
-    return CreatedImage(image=image, ticket=ticket, replayed=replayed)
+        return image, False
+    await session.rollback()
+    earlier = await find_idempotent_image(
+        session, owner=owner, key=idempotency_key, fingerprint=fingerprint
+    )
+    return earlier, True
 
 
 async def find_idempotent_image(

@@ -9,7 +9,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from fastapi import FastAPI
 
 from service.config import ApiSettings
-from service.db import create_engine, create_sessionmaker, require_migrated
+from service.db import create_engine, create_sessionmaker, create_statement_pool, require_migrated
 from service.errors import install_error_handlers
 from service.openapi import install_openapi
 from service.resources import Resources, open_s3_client, open_sqs_client
@@ -50,6 +50,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = create_engine(settings)
         stack.push_async_callback(engine.dispose)
         await require_migrated(engine)
+        statements = await create_statement_pool(engine, settings)
+        stack.push_async_callback(statements.close)
         s3 = await open_s3_client(stack, settings, settings.aws_endpoint_url)
         presigner = s3
         if settings.aws_public_endpoint_url:
@@ -57,6 +59,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.resources = Resources(
             settings=settings,
             engine=engine,
+            statements=statements,
             sessions=create_sessionmaker(engine),
             s3=s3,
             presigner=presigner,

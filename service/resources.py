@@ -10,6 +10,7 @@ import aioboto3
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from service.config import ApiSettings, AwsSettings
+from service.db import StatementPool
 from service.storage import s3_client_config
 
 if TYPE_CHECKING:
@@ -21,6 +22,8 @@ if TYPE_CHECKING:
 class Resources:
     settings: ApiSettings
     engine: AsyncEngine
+    # Single autocommit statements on the hot path: the key lookup, a plain create's INSERT.
+    statements: StatementPool
     sessions: async_sessionmaker[AsyncSession]
     s3: S3Client
     # Signs URLs for clients; differs from `s3` only when clients see another endpoint.

@@ -146,7 +146,6 @@ def upload_ticket_out(ticket: UploadTicket) -> PostUploadTicket | PutUploadTicke
 async def post_image(
     body: ImageCreate,
     owner: OwnerDep,
-    session: SessionDep,
     resources: ResourcesDep,
     response: Response,
     idempotency_key: Annotated[
@@ -162,9 +161,7 @@ async def post_image(
     ] = None,
 ) -> ImageCreatedOut:
     created = await create_image(
-        session,
-        resources.presigner,
-        resources.settings,
+        resources,
         owner=owner,
         request=body,
         idempotency_key=idempotency_key,

@@ -9,6 +9,7 @@ import pytest
 from fastapi import FastAPI
 
 from service.deps import get_session
+from tests.conftest import KeyMaker
 
 
 async def test_unknown_route_is_problem(client: httpx.AsyncClient) -> None:
@@ -28,18 +29,20 @@ async def test_wrong_method_is_problem_with_allow(client: httpx.AsyncClient) -> 
 
 
 async def test_unexpected_error_reveals_nothing_inside(
-    app: FastAPI, caplog: pytest.LogCaptureFixture
+    app: FastAPI, make_key: KeyMaker, caplog: pytest.LogCaptureFixture
 ) -> None:
     async def broken_session() -> AsyncIterator[None]:
         raise RuntimeError("password=hunter2 in service/secret_module.py")
         yield None
 
     app.dependency_overrides[get_session] = broken_session
+    # A valid key: authentication does not use the session, so a bad one is refused before it.
+    key = await make_key("alice")
     # The server re-raises after answering, for its own logs; the client only sees the answer.
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     try:
         async with httpx.AsyncClient(transport=transport, base_url="http://picforge") as http:
-            response = await http.get("/v1/images", headers={"Authorization": "Bearer x"})
+            response = await http.get("/v1/images", headers={"Authorization": f"Bearer {key}"})
     finally:
         app.dependency_overrides.clear()
 

@@ -10,7 +10,10 @@
     ├── InvalidCursor                422 invalid_cursor
     └── DependencyUnavailable        503 dependency_unavailable
 
-Request validation (422 `validation_error`), unreadable bodies (400 `malformed_request`) and
+A dependency that cannot be reached (the database down, failing over or out of connections; a
+refused or reset socket to anything) is a 503 `dependency_unavailable` too, whichever route
+meets it. Request validation (422
+`validation_error`), unreadable bodies (400 `malformed_request`) and
 routing errors (404 `not_found`, 405 `method_not_allowed`) come from the framework and leave in
 the same shape: RFC 9457 `application/problem+json` (the `Problem` model) with a stable `code`.
 Nothing about the inside of the service (a stack trace, a module, a SQL statement) ever reaches
@@ -23,10 +26,12 @@ import logging
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
+import asyncpg  # type: ignore[import-untyped]  # asyncpg ships no type hints
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
+from sqlalchemy import exc as sqlalchemy_errors
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = logging.getLogger(__name__)
@@ -205,8 +210,29 @@ async def handle_unexpected_error(request: Request, exc: Exception) -> JSONRespo
     )
 
 
+# What reaches us when a dependency cannot be reached: SQLAlchemy's and asyncpg's connection
+# errors, and the socket's own (SQLAlchemy lets a refused connect through unwrapped).
+DEPENDENCY_UNREACHABLE = (
+    sqlalchemy_errors.OperationalError,
+    sqlalchemy_errors.InterfaceError,
+    sqlalchemy_errors.TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.OperatorInterventionError,
+    ConnectionError,
+    TimeoutError,
+)
+
+
+async def handle_dependency_unreachable(request: Request, exc: Exception) -> JSONResponse:
+    log.warning("dependency unreachable: %s %s: %r", request.method, request.url.path, exc)
+    unavailable = DependencyUnavailable("a service this API needs is unavailable; try again")
+    return await handle_picforge_error(request, unavailable)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(PicforgeError, handle_picforge_error)
+    for error in DEPENDENCY_UNREACHABLE:
+        app.add_exception_handler(error, handle_dependency_unreachable)
     app.add_exception_handler(RequestValidationError, handle_validation_error)
     app.add_exception_handler(StarletteHTTPException, handle_http_error)
     app.add_exception_handler(Exception, handle_unexpected_error)

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import io
 from typing import Any
 
 import httpx
-from PIL import Image
 
 FINISHED = ("ready", "failed")
 
@@ -96,9 +94,3 @@ async def fetch(url: str) -> httpx.Response:
         response = await http.get(url)
     assert response.status_code == 200, response.text
     return response
-
-
-def decode(data: bytes) -> Image.Image:
-    with Image.open(io.BytesIO(data)) as image:
-        image.load()
-        return image.copy()

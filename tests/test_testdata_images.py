@@ -8,10 +8,11 @@ from typing import Any
 
 import httpx
 import pytest
-from PIL import Image, ImageChops, ImageStat
+from PIL import Image
 
 from tests.conftest import TESTDATA
-from tests.flow import decode, fetch, upload_image, wait_until_finished
+from tests.flow import fetch, upload_image, wait_until_finished
+from tests.pictures import decode, mean_difference
 
 pytestmark = pytest.mark.usefixtures("worker")
 
@@ -48,11 +49,6 @@ async def fetch_renditions(record: dict[str, Any]) -> dict[str, Image.Image]:
         assert response.headers["content-type"] == f"image/{rendition['format']}"
         images[rendition["name"]] = decode(response.content)
     return images
-
-
-def mean_difference(a: Image.Image, b: Image.Image) -> float:
-    difference = ImageChops.difference(a.convert("RGB"), b.convert("RGB").resize(a.size))
-    return sum(ImageStat.Stat(difference).mean) / 3
 
 
 @pytest.mark.parametrize("name", sorted(p.name for p in (TESTDATA / "good").iterdir()))

@@ -7,17 +7,16 @@ from typing import Any
 
 import httpx
 import pytest
-from PIL import Image, ImageChops, ImageStat
 
 from tests.conftest import TESTDATA
 from tests.flow import (
     create_image,
-    decode,
     fetch,
     upload,
     upload_image,
     wait_until_finished,
 )
+from tests.pictures import decode, mean_difference
 
 pytestmark = pytest.mark.usefixtures("worker")
 
@@ -25,11 +24,6 @@ pytestmark = pytest.mark.usefixtures("worker")
 def rendition(record: dict[str, Any], name: str) -> dict[str, Any]:
     [found] = [r for r in record["renditions"] if r["name"] == name]
     return found
-
-
-def mean_difference(a: Image.Image, b: Image.Image) -> float:
-    difference = ImageChops.difference(a.convert("RGB"), b.convert("RGB"))
-    return sum(ImageStat.Stat(difference).mean) / 3
 
 
 async def test_upload_flow_makes_upright_thumbnail(client: httpx.AsyncClient) -> None:

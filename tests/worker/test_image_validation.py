@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import pickle
 import resource
 import struct
@@ -13,6 +12,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from tests.pictures import encode
 from worker.renditions import ImageRejected, Limits, render
 from worker.validation import (
     REJECTION_CODES,
@@ -40,12 +40,6 @@ def png_header_only(width: int, height: int) -> bytes:
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
     idat = zlib.compress(b"\x00" * 16)
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
-
-
-def encode(image: Image.Image, image_format: str, **params: object) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, format=image_format, **params)
-    return buffer.getvalue()
 
 
 def animated_gif(frames: int, size: tuple[int, int] = (20, 10)) -> bytes:

@@ -7,8 +7,9 @@ import io
 from pathlib import Path
 
 import pytest
-from PIL import Image, ImageChops, ImageDraw, ImageStat
+from PIL import Image, ImageDraw
 
+from tests.pictures import mean_difference
 from worker.placeholder import dominant_color, make_placeholder
 from worker.renditions import render
 from worker.thumbhash import rgba_to_thumbhash, thumbhash_to_rgba
@@ -19,11 +20,6 @@ IMAGES = Path(__file__).resolve().parents[2].parent / "shared/testdata/images"
 def decode_thumbhash(thumbhash: str) -> Image.Image:
     width, height, rgba = thumbhash_to_rgba(base64.b64decode(thumbhash))
     return Image.frombytes("RGBA", (width, height), rgba)
-
-
-def mean_difference(first: Image.Image, second: Image.Image) -> float:
-    difference = ImageChops.difference(first.convert("RGB"), second.convert("RGB"))
-    return sum(ImageStat.Stat(difference).mean) / 3
 
 
 def two_tone(size: tuple[int, int]) -> Image.Image:

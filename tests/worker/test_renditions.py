@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageChops, ImageDraw, ImageStat
 
+from tests.pictures import decode, encode, mean_difference
 from worker.decoding import decode_upright_srgb
 from worker.renditions import (
     DEFAULT_PRESETS,
@@ -24,23 +25,6 @@ from worker.renditions import (
 
 IMAGES = Path(__file__).resolve().parents[2].parent / "shared/testdata/images"
 GOOD = sorted(path.name for path in (IMAGES / "good").iterdir())
-
-
-def encode(image: Image.Image, image_format: str, **params: object) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, format=image_format, **params)
-    return buffer.getvalue()
-
-
-def open_rendition(data: bytes) -> Image.Image:
-    image = Image.open(io.BytesIO(data))
-    image.load()
-    return image
-
-
-def mean_difference(first: Image.Image, second: Image.Image) -> float:
-    difference = ImageChops.difference(first.convert("RGB"), second.convert("RGB"))
-    return sum(ImageStat.Stat(difference).mean) / 3
 
 
 def photo_like(size: tuple[int, int]) -> Image.Image:
@@ -76,7 +60,7 @@ def test_render_every_good_image_with_correct_sizes(name: str) -> None:
     for rendition, preset in zip(result.renditions, DEFAULT_PRESETS, strict=True):
         expected = expected_inside((result.width, result.height), (preset.width, preset.height))
         assert (rendition.width, rendition.height) == expected
-        with open_rendition(rendition.data) as image:
+        with decode(rendition.data) as image:
             assert image.format == "WEBP"
             assert image.size == expected
             assert image.mode in ("RGB", "RGBA")
@@ -113,7 +97,7 @@ def test_render_cover_fills_the_box_exactly_from_the_centre() -> None:
     result = render(encode(original, "PNG"), presets=[Preset("square", 100, 100, fit="cover")])
     rendition = result.renditions[0]
     assert (rendition.width, rendition.height) == (100, 100)
-    with open_rendition(rendition.data) as image:
+    with decode(rendition.data) as image:
         assert image.size == (100, 100)
         assert image.convert("L").getextrema()[0] > 200  # type: ignore[operator]
 
@@ -132,7 +116,7 @@ def test_render_writes_each_output_format(image_format: str, pillow_format: str)
     result = render(encode(photo_like((200, 100)), "PNG"), presets=[preset])
     rendition = result.renditions[0]
     assert rendition.content_type == f"image/{image_format}"
-    with open_rendition(rendition.data) as image:
+    with decode(rendition.data) as image:
         assert image.format == pillow_format
         assert image.size == (64, 32)
 
@@ -142,14 +126,14 @@ def test_render_reads_heic() -> None:
     result = render(encode(original, "HEIF", quality=90), declared_content_type="image/heic")
     assert result.format == "HEIF"
     assert (result.width, result.height) == (120, 80)
-    with open_rendition(result.renditions[0].data) as thumb:
+    with decode(result.renditions[0].data) as thumb:
         assert mean_difference(thumb, original.resize(thumb.size)) < 12
 
 
 def test_render_reads_avif() -> None:
     result = render((IMAGES / "good/hopper.avif").read_bytes(), declared_content_type="image/avif")
     with (
-        open_rendition(result.renditions[0].data) as avif_thumb,
+        decode(result.renditions[0].data) as avif_thumb,
         Image.open(IMAGES / "good/hopper.png") as png,
     ):
         assert mean_difference(avif_thumb, png) < 8
@@ -172,7 +156,7 @@ def test_render_animation_gives_a_still_of_the_first_frame(
     )
     result = render(data)
     assert result.frames == 3
-    with open_rendition(result.renditions[0].data) as still:
+    with decode(result.renditions[0].data) as still:
         assert getattr(still, "n_frames", 1) == 1
         assert mean_difference(still, frames[0]) < 4
 
@@ -202,9 +186,9 @@ def test_render_draft_and_cascade_lose_almost_nothing_against_a_full_decode() ->
         for rendition in result.renditions:
             reference = full.resize((rendition.width, rendition.height), Image.Resampling.LANCZOS)
             same_encode = encode(reference, "WEBP", quality=90, method=WEBP_METHOD)
-            with open_rendition(same_encode) as encoded_reference:
+            with decode(same_encode) as encoded_reference:
                 reference_psnr = psnr(encoded_reference, reference)
-            with open_rendition(rendition.data) as image:
+            with decode(rendition.data) as image:
                 assert psnr(image, reference) > reference_psnr - 2, rendition.name
 
 

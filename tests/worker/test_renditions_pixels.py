@@ -6,8 +6,9 @@ import io
 from pathlib import Path
 
 import pytest
-from PIL import Image, ImageChops, ImageCms, ImageOps, ImageStat
+from PIL import Image, ImageCms, ImageOps
 
+from tests.pictures import decode, encode, mean_difference
 from worker.renditions import JPEG_BACKGROUND, Preset, render
 
 IMAGES = Path(__file__).resolve().parents[2].parent / "shared/testdata/images"
@@ -36,23 +37,6 @@ STORED_FROM_UPRIGHT: dict[int, Image.Transpose | None] = {
 }
 
 
-def encode(image: Image.Image, image_format: str, **params: object) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, format=image_format, **params)
-    return buffer.getvalue()
-
-
-def open_rendition(data: bytes) -> Image.Image:
-    image = Image.open(io.BytesIO(data))
-    image.load()
-    return image
-
-
-def mean_difference(first: Image.Image, second: Image.Image) -> float:
-    difference = ImageChops.difference(first.convert("RGB"), second.convert("RGB"))
-    return sum(ImageStat.Stat(difference).mean) / 3
-
-
 def marker_image() -> Image.Image:
     """Landscape, with a different colour in each quadrant: every flip and turn shows."""
     image = Image.new("RGB", (64, 48), (255, 255, 0))
@@ -75,7 +59,7 @@ def profile_with_red_and_green_swapped() -> bytes:
 
 
 def assert_no_metadata(data: bytes) -> None:
-    with open_rendition(data) as image:
+    with decode(data) as image:
         assert not image.getexif(), "EXIF"
         assert not image.getexif().get_ifd(GPS_IFD), "GPS"
         assert not {"exif", "xmp", "XML:com.adobe.xmp", "icc_profile"} & set(image.info)
@@ -99,7 +83,7 @@ def test_render_every_exif_orientation_comes_out_upright(
 
     result = render(data, presets=[Preset("out", 128, 128, quality=95)])
     assert (result.width, result.height) == upright.size
-    with open_rendition(result.renditions[0].data) as rendition:
+    with decode(result.renditions[0].data) as rendition:
         assert rendition.size == upright.size
         assert mean_difference(rendition, upright) < 6
 
@@ -108,7 +92,7 @@ def test_render_every_exif_orientation_comes_out_upright(
 def test_render_tagged_hopper_looks_like_hopper(name: str) -> None:
     rendered = render((IMAGES / "good" / name).read_bytes()).renditions[0]
     reference = render((IMAGES / "good/hopper.jpg").read_bytes()).renditions[0]
-    with open_rendition(rendered.data) as tagged, open_rendition(reference.data) as plain:
+    with decode(rendered.data) as tagged, decode(reference.data) as plain:
         assert mean_difference(tagged, plain) < 10
         # Guard: the stored pixels really are turned, so the check above can fail.
         with Image.open(IMAGES / "good" / name) as stored:
@@ -117,7 +101,7 @@ def test_render_tagged_hopper_looks_like_hopper(name: str) -> None:
 
 def test_render_hopper_orientation_8_webp_looks_like_hopper() -> None:
     rendered = render((IMAGES / "good/hopper_orientation_8.webp").read_bytes()).renditions[0]
-    with open_rendition(rendered.data) as tagged, Image.open(IMAGES / "good/hopper.png") as plain:
+    with decode(rendered.data) as tagged, Image.open(IMAGES / "good/hopper.png") as plain:
         assert mean_difference(tagged, plain) < 10
 
 
@@ -125,7 +109,7 @@ def test_render_converts_cmyk_to_rgb() -> None:
     data = (IMAGES / "good/pil_sample_cmyk.jpg").read_bytes()
     result = render(data, presets=[Preset("out", 128, 128, quality=95)])
     with (
-        open_rendition(result.renditions[0].data) as rendition,
+        decode(result.renditions[0].data) as rendition,
         Image.open(io.BytesIO(data)) as cmyk,
     ):
         assert cmyk.mode == "CMYK"
@@ -143,7 +127,7 @@ def test_render_converts_embedded_profile_to_srgb() -> None:
     )
     assert expected is not None
     result = render(data, presets=[Preset("out", 64, 64, quality=100)])
-    with open_rendition(result.renditions[0].data) as rendition:
+    with decode(result.renditions[0].data) as rendition:
         assert mean_difference(rendition, expected) < 4
         right = rendition.getpixel((24, 16))
         assert isinstance(right, tuple)
@@ -156,7 +140,7 @@ def test_render_icc_profile_png_matches_imagecms_conversion() -> None:
         expected = ImageCms.profileToProfile(original, profile, SRGB, outputMode="RGBA")
         assert expected is not None
     result = render((IMAGES / "good/icc_profile.png").read_bytes())
-    with open_rendition(result.renditions[0].data) as rendition:
+    with decode(result.renditions[0].data) as rendition:
         assert mean_difference(rendition, expected) < 6
 
 
@@ -196,7 +180,7 @@ def test_render_keeps_transparency_where_the_format_has_it(image_format: str) ->
     preset = Preset("out", 256, 256, format=image_format, quality=90)  # type: ignore[arg-type]
     result = render((IMAGES / "good/transparent.png").read_bytes(), presets=[preset])
     with (
-        open_rendition(result.renditions[0].data) as rendition,
+        decode(result.renditions[0].data) as rendition,
         Image.open(IMAGES / "good/transparent.png") as original,
     ):
         assert rendition.mode == "RGBA"
@@ -211,7 +195,7 @@ def test_render_jpeg_gets_the_documented_background_under_transparency() -> None
         presets=[Preset("out", 256, 256, format="jpeg", quality=95)],
     )
     with (
-        open_rendition(result.renditions[0].data) as rendition,
+        decode(result.renditions[0].data) as rendition,
         Image.open(IMAGES / "good/transparent.png") as original,
     ):
         assert rendition.mode == "RGB"
@@ -228,5 +212,5 @@ def test_render_jpeg_gets_the_documented_background_under_transparency() -> None
 
 def test_render_drops_an_alpha_channel_that_is_fully_opaque() -> None:
     data = encode(Image.new("RGBA", (30, 30), (10, 20, 30, 255)), "PNG")
-    with open_rendition(render(data).renditions[0].data) as rendition:
+    with decode(render(data).renditions[0].data) as rendition:
         assert rendition.mode == "RGB"

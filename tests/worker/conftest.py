@@ -21,7 +21,7 @@ from typing import Any
 import aioboto3
 import pytest
 from PIL import Image as PILImage
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import selectinload
 
@@ -105,6 +105,15 @@ class Images:
         async with self.sessions.begin() as session:
             await session.execute(insert(Image).values(values))
         return image_id
+
+    async def mark_failed(self, image_id: uuid.UUID, *, code: str) -> None:
+        """As if an earlier delivery had failed the image with `code`."""
+        async with self.sessions.begin() as session:
+            await session.execute(
+                update(Image)
+                .where(Image.id == image_id)
+                .values(status=ImageStatus.FAILED, error_code=code, error_message="x")
+            )
 
     async def upload(self, image_id: uuid.UUID, data: bytes, content_type: str) -> None:
         await self.s3.put_object(

@@ -9,7 +9,7 @@ import json
 import uuid
 from contextlib import AsyncExitStack
 
-from sqlalchemy import delete, update
+from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from service.jobs import reprocess_message
@@ -141,16 +141,10 @@ async def test_delivery_poison_message_is_dead_lettered_and_image_failed(
 async def test_delivery_image_given_up_on_is_taken_up_again_by_redrive(
     images: Images,
     start_worker: StartWorker,
-    sessions: async_sessionmaker[AsyncSession],
     hopper_png: bytes,
 ) -> None:
     image_id = await images.add_row(size_bytes=len(hopper_png))
-    async with sessions.begin() as session:
-        await session.execute(
-            update(Image)
-            .where(Image.id == image_id)
-            .values(status=ImageStatus.FAILED, error_code="processing_failed", error_message="x")
-        )
+    await images.mark_failed(image_id, code="processing_failed")
     await start_worker()
 
     await images.upload(image_id, hopper_png, "image/png")  # as a DLQ redrive would deliver it

@@ -6,11 +6,8 @@ from __future__ import annotations
 import asyncio
 import uuid
 
-from sqlalchemy import update
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-
 from service.jobs import reprocess_message
-from service.models import Image, ImageStatus
+from service.models import Image
 from service.storage import rendition_key
 from tests.worker.conftest import Images, StartWorker, eventually, png_bytes
 from worker.renditions import Preset
@@ -72,16 +69,10 @@ async def _with_renditions(images: Images, image_id: uuid.UUID, names: set[str])
 async def test_reprocess_renders_failed_image_again(
     images: Images,
     start_worker: StartWorker,
-    sessions: async_sessionmaker[AsyncSession],
     hopper_png: bytes,
 ) -> None:
     image_id = await images.add_row(size_bytes=len(hopper_png))
-    async with sessions.begin() as session:
-        await session.execute(
-            update(Image)
-            .where(Image.id == image_id)
-            .values(status=ImageStatus.FAILED, error_code="corrupt_image", error_message="x")
-        )
+    await images.mark_failed(image_id, code="corrupt_image")
     worker = await start_worker()
     await images.upload(image_id, hopper_png, "image/png")
     # The upload's own event finds a verdict on the image already, and leaves it be.

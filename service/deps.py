@@ -95,6 +95,8 @@ def query_parameter_names(dependant: Dependant) -> set[str]:
 async def reject_unknown_query_parameters(request: Request) -> None:
     """A misspelt parameter (`?stauts=ready`) is refused rather than silently ignored, the way
     an unknown body field is."""
+    if not request.scope["query_string"]:
+        return  # most requests have no query at all: nothing can be unknown
     route = request.scope.get("route")
     declared = query_parameter_names(route.dependant) if isinstance(route, APIRoute) else set()
     unknown = sorted(set(request.query_params) - declared)

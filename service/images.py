@@ -106,9 +106,7 @@ async def create_image(
             image, replayed = await create_image_idempotently(
                 session, owner=owner, request=request, idempotency_key=idempotency_key
             )
-    ticket = await presign_image_upload(
-        resources.presigner, resources.settings, image, method=request.upload_method
-    )
+    ticket = await presign_image_upload(resources, image, method=request.upload_method)
     return CreatedImage(image=image, ticket=ticket, replayed=replayed)
 
 
@@ -196,12 +194,19 @@ async def find_idempotent_image(
     return image
 
 
-async def presign_image_upload(
-    presigner: S3Client, settings: ApiSettings, image: Image, *, method: str
-) -> UploadTicket:
-    presign = presign_put if method == "put" else presign_upload
-    return await presign(
-        presigner,
+async def presign_image_upload(resources: Resources, image: Image, *, method: str) -> UploadTicket:
+    settings = resources.settings
+    if method == "put":
+        return await presign_put(
+            resources.presigner,
+            bucket=settings.uploads_bucket,
+            key=original_key(image.id),
+            content_type=image.content_type,
+            size_bytes=image.size_bytes,
+            expires_s=settings.presign_expires_s,
+        )
+    return await presign_upload(
+        resources.upload_signer,
         bucket=settings.uploads_bucket,
         key=original_key(image.id),
         content_type=image.content_type,

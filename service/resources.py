@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
+from functools import cached_property
 from typing import TYPE_CHECKING
 
 import aioboto3
@@ -11,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from service.config import ApiSettings, AwsSettings
 from service.db import StatementPool
-from service.storage import s3_client_config
+from service.storage import PostPolicySigner, s3_client_config
 
 if TYPE_CHECKING:
     from types_aiobotocore_s3 import S3Client
@@ -30,6 +31,11 @@ class Resources:
     presigner: S3Client
     # Sends reprocess jobs to the worker's queue.
     sqs: SQSClient
+
+    @cached_property
+    def upload_signer(self) -> PostPolicySigner:
+        """Signs upload tickets as `presigner` would, remembering each bucket's URL."""
+        return PostPolicySigner(self.presigner)
 
 
 async def open_s3_client(

@@ -13,6 +13,9 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
 from aiobotocore.config import AioConfig
+from botocore.auth import ISO8601, S3SigV4PostAuth
+from botocore.awsrequest import AWSRequest
+from botocore.exceptions import NoCredentialsError
 
 from service.config import AwsSettings
 
@@ -72,8 +75,60 @@ class UploadTicket:
     expires_at: datetime
 
 
+class PostPolicySigner:
+    """Pre-signed POSTs from botocore's own SigV4 POST-policy signer (`S3SigV4PostAuth`).
+
+    `generate_presigned_post` re-resolves the bucket's endpoint from botocore's endpoint ruleset
+    on every call, about a third of its cost, though a bucket's URL never changes in a process.
+    So botocore resolves each bucket's URL once, on the first ticket (the client's addressing
+    style and endpoint, so the public endpoint when clients see another), and each ticket after
+    only builds and signs its policy.
+
+    Credentials are asked of the client at every ticket, never kept: on AWS they are the task
+    role's temporary ones, and `get_frozen_credentials` refreshes them as they near expiry.
+    """
+
+    def __init__(self, client: S3Client) -> None:
+        self._client = client
+        self._bucket_urls: dict[str, str] = {}
+
+    async def bucket_url(self, bucket: str) -> str:
+        url = self._bucket_urls.get(bucket)
+        if url is None:
+            post = await self._client.generate_presigned_post(Bucket=bucket, Key=ORIGINALS_PREFIX)
+            url = self._bucket_urls[bucket] = post["url"]
+        return url
+
+    async def sign(
+        self,
+        *,
+        bucket: str,
+        key: str,
+        fields: dict[str, str],
+        conditions: list[Any],
+        expires_at: datetime,
+    ) -> tuple[str, dict[str, str]]:
+        """The URL to POST to, and the form fields: `fields`, the key, and the signed policy."""
+        url = await self.bucket_url(bucket)
+        # botocore keeps no public handle on a client's credentials; this is the object the
+        # client itself signs with, refreshable when the credentials are temporary.
+        credentials = self._client._get_credentials()  # type: ignore[attr-defined]
+        if credentials is None:
+            raise NoCredentialsError()
+        frozen = await credentials.get_frozen_credentials()
+        request = AWSRequest(method="POST", url=url)
+        request.context["s3-presign-post-fields"] = {**fields, "key": key}
+        request.context["s3-presign-post-policy"] = {
+            "expiration": expires_at.strftime(ISO8601),
+            "conditions": [*conditions, {"bucket": bucket}, {"key": key}],
+        }
+        S3SigV4PostAuth(frozen, "s3", self._client.meta.region_name).add_auth(request)
+        signed: dict[str, str] = request.context["s3-presign-post-fields"]
+        return url, signed
+
+
 async def presign_upload(
-    presigner: S3Client,
+    signer: PostPolicySigner,
     *,
     bucket: str,
     key: str,
@@ -84,19 +139,17 @@ async def presign_upload(
     """A pre-signed POST whose policy S3 enforces: this key exactly, this Content-Type exactly,
     and no more bytes than declared."""
     expires_at = datetime.now(UTC) + timedelta(seconds=expires_s)
-    post: dict[str, Any] = await presigner.generate_presigned_post(
-        Bucket=bucket,
-        Key=key,
-        Fields={"Content-Type": content_type},
-        Conditions=[
+    url, fields = await signer.sign(
+        bucket=bucket,
+        key=key,
+        fields={"Content-Type": content_type},
+        conditions=[
             {"Content-Type": content_type},
             ["content-length-range", 1, size_bytes],
         ],
-        ExpiresIn=expires_s,
+        expires_at=expires_at,
     )
-    return UploadTicket(
-        method="POST", url=post["url"], fields=post["fields"], expires_at=expires_at
-    )
+    return UploadTicket(method="POST", url=url, fields=fields, expires_at=expires_at)
 
 
 async def presign_download(presigner: S3Client, *, bucket: str, key: str, expires_s: int) -> str:

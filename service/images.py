@@ -110,8 +110,8 @@ async def create_image(
     return CreatedImage(image=image, ticket=ticket, replayed=replayed)
 
 
-async def insert_image(statements: StatementPool, *, owner: str, request: ImageCreate) -> Image:
-    image = Image(
+def new_image(*, owner: str, request: ImageCreate) -> Image:
+    return Image(
         id=uuid.uuid4(),
         owner=owner,
         status=ImageStatus.AWAITING_UPLOAD,
@@ -120,6 +120,10 @@ async def insert_image(statements: StatementPool, *, owner: str, request: ImageC
         size_bytes=request.size_bytes,
         renditions=[],
     )
+
+
+async def insert_image(statements: StatementPool, *, owner: str, request: ImageCreate) -> Image:
+    image = new_image(owner=owner, request=request)
     try:
         inserted = await statements.fetchrow(
             INSERT_IMAGE,
@@ -142,15 +146,7 @@ async def create_image_idempotently(
     session: AsyncSession, *, owner: str, request: ImageCreate, idempotency_key: str
 ) -> tuple[Image, bool]:
     """The image this key made, new or made earlier, and whether it was made earlier."""
-    image = Image(
-        id=uuid.uuid4(),
-        owner=owner,
-        status=ImageStatus.AWAITING_UPLOAD,
-        filename=request.filename,
-        content_type=request.content_type,
-        size_bytes=request.size_bytes,
-        renditions=[],
-    )
+    image = new_image(owner=owner, request=request)
     session.add(image)
     fingerprint = request_fingerprint(request)
     await session.flush()

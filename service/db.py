@@ -1,10 +1,10 @@
 """The database engine, sessions, and the start-up check that the schema is migrated.
 
 Two pools reach PostgreSQL. SQLAlchemy's engine serves the ORM sessions of every use-case that
-needs a transaction. A plain asyncpg pool serves the two single statements every create pays
-(the API-key lookup and the INSERT of a plain create): each is a transaction on its own, and
-skipping the session's machinery (pre-ping, BEGIN, COMMIT, reset, unit of work) cuts a create's
-CPU by more than half. See bench/README.md.
+needs a transaction. A plain asyncpg pool serves the single statements on the hot path (the
+API-key lookup, and the INSERT plain creates share, `service.inserts`): each is a transaction on
+its own, and skipping the session's machinery (pre-ping, BEGIN, COMMIT, reset, unit of work)
+cuts a create's CPU by more than half. See bench/README.md.
 """
 
 from __future__ import annotations

@@ -20,20 +20,22 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.config import ApiSettings
 from service.content_types import ACCEPTED_CONTENT_TYPES
-from service.db import CONNECTION_LOST, StatementPool
 from service.errors import (
     DependencyUnavailable,
     FileTooLarge,
     IdempotencyConflict,
     ImageNotFound,
     ImageNotUploaded,
+    Unauthorized,
     UnsupportedContentType,
 )
+from service.inserts import ImageInserts, NewImage
 from service.jobs import reprocess_message
+from service.keys import UNKNOWN_KEY, ParsedKey, require_owner
 from service.models import IdempotentCreate, Image, ImageStatus
 from service.pagination import Position, decode_cursor, encode_cursor
 from service.resources import Resources
-from service.schemas import ImageCreate
+from service.schemas import ImageCreate, ImageOut
 from service.storage import (
     ObjectsNotDeleted,
     UploadTicket,
@@ -53,7 +55,7 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class CreatedImage:
-    image: Image
+    image: ImageOut
     ticket: UploadTicket
     # True when an earlier request with the same Idempotency-Key made the image.
     replayed: bool
@@ -83,31 +85,62 @@ def request_fingerprint(request: ImageCreate) -> bytes:
     return hashlib.sha256(canonical.encode()).digest()
 
 
-# One statement, atomic on its own, so a plain create needs no session (see service.db).
-INSERT_IMAGE = (
-    "INSERT INTO images (id, owner, status, filename, content_type, size_bytes)"
-    " VALUES ($1, $2, $3, $4, $5, $6) RETURNING created_at, updated_at"
-)
-
-
 async def create_image(
     resources: Resources,
     *,
-    owner: str,
+    key: ParsedKey,
     request: ImageCreate,
     idempotency_key: str | None = None,
 ) -> CreatedImage:
+    """A new image for the owner of `key`, and the ticket to upload it with.
+
+    Unauthorized for an unknown or revoked key. The upload is checked first, before anything
+    is looked up, so a refused upload has asked nothing of the database.
+    """
     check_upload_allowed(request, resources.settings)
     if idempotency_key is None:
-        image = await insert_image(resources.statements, owner=owner, request=request)
+        image = await insert_image(resources.inserts, key=key, request=request)
         replayed = False
     else:
+        owner = await require_owner(resources.statements, key)
         async with resources.sessions() as session:
-            image, replayed = await create_image_idempotently(
+            record, replayed = await create_image_idempotently(
                 session, owner=owner, request=request, idempotency_key=idempotency_key
             )
-    ticket = await presign_image_upload(resources, image, method=request.upload_method)
+        urls = await rendition_urls(resources.presigner, resources.settings, record)
+        image = ImageOut.from_record(record, urls)
+    ticket = await presign_image_upload(resources, image.id, request)
     return CreatedImage(image=image, ticket=ticket, replayed=replayed)
+
+
+async def insert_image(inserts: ImageInserts, *, key: ParsedKey, request: ImageCreate) -> ImageOut:
+    """A plain create: one row, inserted along with whatever other creates arrive with it."""
+    image_id = uuid.uuid4()
+    inserted = await inserts.insert(
+        NewImage(
+            id=image_id,
+            key=key,
+            filename=request.filename,
+            content_type=request.content_type,
+            size_bytes=request.size_bytes,
+        )
+    )
+    if inserted is None:
+        raise Unauthorized(UNKNOWN_KEY)
+    return ImageOut(
+        id=image_id,
+        status=ImageStatus.AWAITING_UPLOAD,
+        filename=request.filename,
+        content_type=request.content_type,
+        size_bytes=request.size_bytes,
+        width=None,
+        height=None,
+        created_at=inserted.created_at,
+        updated_at=inserted.updated_at,
+        error=None,
+        placeholder=None,
+        renditions=[],
+    )
 
 
 def new_image(*, owner: str, request: ImageCreate) -> Image:
@@ -120,26 +153,6 @@ def new_image(*, owner: str, request: ImageCreate) -> Image:
         size_bytes=request.size_bytes,
         renditions=[],
     )
-
-
-async def insert_image(statements: StatementPool, *, owner: str, request: ImageCreate) -> Image:
-    image = new_image(owner=owner, request=request)
-    try:
-        inserted = await statements.fetchrow(
-            INSERT_IMAGE,
-            image.id,
-            image.owner,
-            image.status.value,
-            image.filename,
-            image.content_type,
-            image.size_bytes,
-        )
-    except CONNECTION_LOST as exc:
-        raise DependencyUnavailable("the database is unavailable; try again") from exc
-    assert inserted is not None
-    image.created_at = inserted["created_at"]
-    image.updated_at = inserted["updated_at"]
-    return image
 
 
 async def create_image_idempotently(
@@ -190,23 +203,25 @@ async def find_idempotent_image(
     return image
 
 
-async def presign_image_upload(resources: Resources, image: Image, *, method: str) -> UploadTicket:
+async def presign_image_upload(
+    resources: Resources, image_id: uuid.UUID, request: ImageCreate
+) -> UploadTicket:
     settings = resources.settings
-    if method == "put":
+    if request.upload_method == "put":
         return await presign_put(
             resources.presigner,
             bucket=settings.uploads_bucket,
-            key=original_key(image.id),
-            content_type=image.content_type,
-            size_bytes=image.size_bytes,
+            key=original_key(image_id),
+            content_type=request.content_type,
+            size_bytes=request.size_bytes,
             expires_s=settings.presign_expires_s,
         )
     return await presign_upload(
         resources.upload_signer,
         bucket=settings.uploads_bucket,
-        key=original_key(image.id),
-        content_type=image.content_type,
-        size_bytes=image.size_bytes,
+        key=original_key(image_id),
+        content_type=request.content_type,
+        size_bytes=request.size_bytes,
         expires_s=settings.presign_expires_s,
     )
 

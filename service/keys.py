@@ -3,11 +3,14 @@
 A plain SHA-256 is the right hash here, not a slow KDF (bcrypt, scrypt, argon2): those exist to
 make guessing a *low-entropy* password from its hash expensive. The secret is 256 bits from the
 OS's CSPRNG, so a stolen hash cannot be reversed by guessing at any speed, and a slow hash would
-only cost every request milliseconds. The key id is public and selects the row; the secret's
-hash is then compared in constant time, so response timing says nothing about the secret.
+only cost every request milliseconds. The key id is public and selects the row; then the
+secret's hash is compared, never the secret, so response timing says nothing about the secret
+(a timing difference could at most tell how many leading bytes of a SHA-256 matched, and no
+attacker can steer those). `authenticate` compares in constant time all the same.
 
 The CLI's use-cases (create, ensure, revoke) commit here, the way `service.images` does for
-images; the API only ever reads keys, through `authenticate`.
+images; the API only ever reads keys: through `authenticate`, and inside a plain create's INSERT
+(`service.inserts`).
 """
 
 from __future__ import annotations
@@ -23,7 +26,8 @@ from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from service.db import StatementPool
+from service.db import CONNECTION_LOST, StatementPool
+from service.errors import DependencyUnavailable, Unauthorized
 from service.models import ApiKey
 
 Sessions = async_sessionmaker[AsyncSession]
@@ -82,21 +86,30 @@ def hash_secret(secret: str) -> bytes:
     return hashlib.sha256(secret.encode()).digest()
 
 
+UNKNOWN_KEY = "the API key is unknown or has been revoked"
+
 # Every /v1 request runs this, so it skips the ORM (see service.db); asyncpg prepares it once
 # per connection.
 FIND_ACTIVE_KEY = "SELECT owner, secret_sha256 FROM api_keys WHERE id = $1 AND revoked_at IS NULL"
 
 
-async def authenticate(statements: StatementPool, plaintext: str) -> str | None:
-    """The owner a key belongs to, or None for a malformed, unknown or revoked key."""
-    try:
-        parsed = parse_key(plaintext)
-    except InvalidKey:
-        return None
-    row = await statements.fetchrow(FIND_ACTIVE_KEY, parsed.key_id)
-    if row is None or not hmac.compare_digest(row["secret_sha256"], hash_secret(parsed.secret)):
+async def authenticate(statements: StatementPool, key: ParsedKey) -> str | None:
+    """The owner of the key, or None for an unknown or revoked one."""
+    row = await statements.fetchrow(FIND_ACTIVE_KEY, key.key_id)
+    if row is None or not hmac.compare_digest(row["secret_sha256"], hash_secret(key.secret)):
         return None
     owner: str = row["owner"]
+    return owner
+
+
+async def require_owner(statements: StatementPool, key: ParsedKey) -> str:
+    """The owner of the key; Unauthorized for an unknown or revoked one."""
+    try:
+        owner = await authenticate(statements, key)
+    except CONNECTION_LOST as exc:
+        raise DependencyUnavailable("the database is unavailable; try again") from exc
+    if owner is None:
+        raise Unauthorized(UNKNOWN_KEY)
     return owner
 
 

@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from service.config import ApiSettings
 from service.db import create_engine, create_sessionmaker, create_statement_pool, require_migrated
 from service.errors import install_error_handlers
+from service.inserts import ImageInserts
 from service.openapi import install_openapi
 from service.resources import Resources, open_s3_client, open_sqs_client
 from service.routes import health, images
@@ -52,6 +53,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await require_migrated(engine)
         statements = await create_statement_pool(engine, settings)
         stack.push_async_callback(statements.close)
+        inserts = ImageInserts(statements)
+        stack.push_async_callback(inserts.close)
         s3 = await open_s3_client(stack, settings, settings.aws_endpoint_url)
         presigner = s3
         if settings.aws_public_endpoint_url:
@@ -60,6 +63,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             settings=settings,
             engine=engine,
             statements=statements,
+            inserts=inserts,
             sessions=create_sessionmaker(engine),
             s3=s3,
             presigner=presigner,

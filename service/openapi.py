@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
+from pydantic import BaseModel
 
 from service.config import ApiSettings
 from service.errors import Problem
+from service.schemas import ImageCreate
 
 DEFAULT_MAX_UPLOAD_BYTES: int = ApiSettings.model_fields["max_upload_bytes"].default
 
@@ -52,19 +54,28 @@ def build_document(app: FastAPI) -> dict[str, Any]:
         tags=app.openapi_tags,
         license_info=app.license_info,
     )
-    # Error responses refer to `Problem` by $ref; FastAPI only collects models it returns.
+    # Error responses refer to `Problem` by $ref, and the create route to its body,
+    # `ImageCreate` (it reads the body itself); FastAPI only collects models routes declare.
     schemas: dict[str, Any] = document.setdefault("components", {}).setdefault("schemas", {})
-    problem = Problem.model_json_schema(
-        ref_template="#/components/schemas/{model}", mode="serialization"
-    )
-    schemas.update(problem.pop("$defs", {}))
-    schemas["Problem"] = problem
+    add_schema(schemas, Problem, mode="serialization")
+    add_schema(schemas, ImageCreate, mode="validation")
     # The size limit is a setting: the live document states this deployment's, the committed
     # copy (built without settings) the default.
     settings: ApiSettings | None = app.state.settings
     limit = settings.max_upload_bytes if settings else DEFAULT_MAX_UPLOAD_BYTES
     schemas["ImageCreate"]["properties"]["size_bytes"]["maximum"] = limit
     return document
+
+
+def add_schema(
+    schemas: dict[str, Any],
+    model: type[BaseModel],
+    *,
+    mode: Literal["validation", "serialization"],
+) -> None:
+    schema = model.model_json_schema(ref_template="#/components/schemas/{model}", mode=mode)
+    schemas.update(schema.pop("$defs", {}))
+    schemas[model.__name__] = schema
 
 
 def render_document(app: FastAPI) -> str:

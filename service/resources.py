@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from service.config import ApiSettings, AwsSettings
 from service.db import StatementPool
+from service.inserts import ImageInserts
 from service.storage import PostPolicySigner, s3_client_config
 
 if TYPE_CHECKING:
@@ -23,8 +24,9 @@ if TYPE_CHECKING:
 class Resources:
     settings: ApiSettings
     engine: AsyncEngine
-    # Single autocommit statements on the hot path: the key lookup, a plain create's INSERT.
+    # Single autocommit statements on the hot path: the key lookup, plain creates' INSERTs.
     statements: StatementPool
+    inserts: ImageInserts
     sessions: async_sessionmaker[AsyncSession]
     s3: S3Client
     # Signs URLs for clients; differs from `s3` only when clients see another endpoint.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 import httpx
 import pytest
@@ -81,6 +82,55 @@ async def test_auth_refuses_revoked_key(
     assert await revoke_key(create_sessionmaker(db), key_id=parse_key(key).key_id)
 
     assert_unauthorized(await anonymous_client.get("/v1/images", headers=headers))
+
+
+@pytest.mark.parametrize(
+    "bad_request",
+    [
+        {"json": {"filename": "a.jpg"}},
+        {"json": {**BODY, "content_type": "image/bmp"}},
+        {"json": {**BODY, "size_bytes": 10**12}},
+        {"json": BODY, "headers": {"Idempotency-Key": "has space"}},
+        {"content": b"{nope", "headers": {"Content-Type": "application/json"}},
+        {"content": b"filename=a.jpg", "headers": {"Content-Type": "text/plain"}},
+    ],
+    ids=[
+        "missing-fields",
+        "unaccepted-type",
+        "too-large",
+        "bad-idempotency-key",
+        "bad-json",
+        "not-json",
+    ],
+)
+@pytest.mark.parametrize(
+    "authorization", [None, "Bearer " + generate_key()], ids=["none", "unknown"]
+)
+async def test_create_refuses_bad_key_before_judging_request(
+    anonymous_client: httpx.AsyncClient, authorization: str | None, bad_request: dict[str, Any]
+) -> None:
+    headers = dict(bad_request.get("headers", {}))
+    if authorization:
+        headers["Authorization"] = authorization
+
+    response = await anonymous_client.post("/v1/images", **{**bad_request, "headers": headers})
+
+    assert_unauthorized(response)
+
+
+async def test_create_with_idempotency_key_refuses_revoked_key(
+    anonymous_client: httpx.AsyncClient, make_key: KeyMaker, db: AsyncEngine
+) -> None:
+    key = await make_key("alice")
+    assert await revoke_key(create_sessionmaker(db), key_id=parse_key(key).key_id)
+
+    response = await anonymous_client.post(
+        "/v1/images",
+        json=BODY,
+        headers={"Authorization": f"Bearer {key}", "Idempotency-Key": str(uuid.uuid4())},
+    )
+
+    assert_unauthorized(response)
 
 
 async def test_auth_accepts_every_active_key_of_owner(

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI
 
 from service.config import ApiSettings
 from service.content_types import ACCEPTED_CONTENT_TYPES
 from tests.api.state import list_keys
-from tests.conftest import TESTDATA
+from tests.conftest import TESTDATA, KeyMaker
 from tests.flow import create_image, upload_put
 
 HOPPER_PNG = (TESTDATA / "good" / "hopper.png").read_bytes()
@@ -122,6 +124,70 @@ async def test_create_image_refuses_invalid_json_as_problem(client: httpx.AsyncC
     )
 
     assert_problem(response, 422, "validation_error")
+
+
+@pytest.mark.parametrize("content_type", [None, "text/plain", "application/x-www-form-urlencoded"])
+async def test_create_image_refuses_body_not_sent_as_json(
+    client: httpx.AsyncClient, content_type: str | None
+) -> None:
+    headers = {"Content-Type": content_type} if content_type else {}
+    body = json.dumps({"filename": "a.png", "content_type": "image/png", "size_bytes": 10})
+
+    response = await client.post("/v1/images", content=body, headers=headers)
+
+    problem = assert_problem(response, 422, "validation_error")
+    assert problem["errors"][0]["location"] == ["body"]
+
+
+@pytest.mark.parametrize(
+    "content_type", ["application/json; charset=utf-8", "Application/JSON", "application/x+json"]
+)
+async def test_create_image_accepts_every_spelling_of_json(
+    client: httpx.AsyncClient, content_type: str
+) -> None:
+    body = json.dumps({"filename": "a.png", "content_type": "image/png", "size_bytes": 10})
+
+    response = await client.post("/v1/images", content=body, headers={"Content-Type": content_type})
+
+    assert response.status_code == 201, response.text
+
+
+async def test_create_image_answers_400_when_body_never_arrives(
+    app: FastAPI, make_key: KeyMaker
+) -> None:
+    key = await make_key("alice")
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/v1/images",
+        "raw_path": b"/v1/images",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [
+            (b"host", b"picforge"),
+            (b"authorization", f"Bearer {key}".encode()),
+            (b"content-type", b"application/json"),
+            (b"content-length", b"100"),
+        ],
+        "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 80),
+    }
+    sent: list[dict[str, Any]] = []
+
+    async def client_gone() -> dict[str, Any]:
+        # What the server tells the app when the client hangs up before its body is sent.
+        return {"type": "http.disconnect"}
+
+    async def record(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    await app(scope, client_gone, record)
+
+    assert sent[0]["status"] == 400
+    assert json.loads(sent[1]["body"])["code"] == "malformed_request"
 
 
 async def test_create_image_put_ticket_signs_type_and_length(client: httpx.AsyncClient) -> None:

@@ -3,6 +3,7 @@ one error shape, the process keeps serving, and liveness stays green."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterator
 
 import httpx
@@ -50,8 +51,10 @@ async def test_api_answers_503_while_database_is_down(
             assert created.status_code == 201
             doomed_database.stop()
 
+            # Creates that arrive together share one INSERT: each of them gets the 503.
+            together = [http.post("/v1/images", json=body) for _ in range(5)]
             responses = [
-                await http.post("/v1/images", json=body),
+                *await asyncio.gather(*together),
                 await http.get("/v1/images"),
                 await http.get(f"/v1/images/{created.json()['id']}"),
                 await http.delete(f"/v1/images/{created.json()['id']}"),

@@ -8,7 +8,8 @@ port. This process is the load generator: an aiohttp loop of `--connections` kee
 connections, each sending one request at a time, for a bounded time and count. It measures:
 
   healthz  GET /healthz: no auth, no I/O, the ceiling of this server + client on this machine
-  create   POST /v1/images: API-key lookup, INSERT + COMMIT, a pre-signed POST (SigV4)
+  create   POST /v1/images: the INSERT that checks the API key (shared by the creates that
+           arrive together), a pre-signed POST (SigV4)
 
 and prints requests/second, p50 and p99 latency, the API process's CPU per request (from
 /proc, so other load on the machine barely moves it), create/healthz, and the targets (create at

@@ -31,8 +31,10 @@ def original_key(image_id: uuid.UUID) -> str:
     return f"{ORIGINALS_PREFIX}{image_id}"
 
 
-def rendition_key(image_id: uuid.UUID, name: str, extension: str) -> str:
-    return f"{RENDITIONS_PREFIX}{image_id}/{name}.{extension}"
+def rendition_key(image_id: uuid.UUID, name: str, version: str, extension: str) -> str:
+    """`version` names the preset's settings (`worker.presets.Preset.version`): the key changes
+    when they do, so the bytes under a key never change."""
+    return f"{RENDITIONS_PREFIX}{image_id}/{name}-{version}.{extension}"
 
 
 def renditions_prefix(image_id: uuid.UUID) -> str:

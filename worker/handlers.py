@@ -48,7 +48,7 @@ FAILURE_CODES: Final[Mapping[str, str]] = MappingProxyType(
 )
 
 EXTENSIONS: Final = {"webp": "webp", "jpeg": "jpg", "avif": "avif"}
-# Renditions never change under a key for a given image: clients and CDNs may cache them.
+# The bytes under a rendition key never change (see `rendition_key`): cache them forever.
 CACHE_CONTROL: Final = "public, max-age=31536000, immutable"
 
 
@@ -173,13 +173,16 @@ async def store_renditions(
 ) -> list[Rendition]:
     """Put each rendition under its key; renditions whose bytes are identical to an earlier
     one's (`shares_with`) point at that one's object rather than storing a copy."""
+    versions = {preset.name: preset.version for preset in context.presets}
     stored: dict[str, Rendition] = {}
     for rendition in result.renditions:
         shared = stored.get(rendition.shares_with) if rendition.shares_with else None
         if shared is not None:
             key = shared.key
         else:
-            key = rendition_key(image_id, rendition.name, EXTENSIONS[rendition.format])
+            key = rendition_key(
+                image_id, rendition.name, versions[rendition.name], EXTENSIONS[rendition.format]
+            )
             await context.s3.put_object(
                 Bucket=context.renditions_bucket,
                 Key=key,

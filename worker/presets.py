@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from dataclasses import dataclass
@@ -30,6 +31,14 @@ class Preset:
     format: RenditionFormat = "webp"
     quality: int = 80
     fit: Fit = "inside"
+
+    @property
+    def version(self) -> str:
+        """Names this preset's settings in its renditions' storage keys: a preset changed under
+        the same name writes new keys, so a rendition URL never comes to mean other bytes, and
+        clients and CDNs may cache it forever."""
+        settings = f"{self.width}x{self.height} {self.format} q{self.quality} {self.fit}"
+        return hashlib.sha256(settings.encode()).hexdigest()[:8]
 
 
 DEFAULT_PRESETS: Final[tuple[Preset, ...]] = (

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from service.jobs import reprocess_message
 from service.models import Image, ImageStatus
 from service.storage import original_key, rendition_key
-from tests.worker.conftest import Images, StartWorker, eventually
+from tests.worker.conftest import THUMB_ONLY, Images, StartWorker, eventually
 from worker.config import WorkerSettings
 from worker.events import ObjectCreated, parse_message_body
 from worker.main import open_worker
@@ -42,8 +42,9 @@ async def test_delivery_image_becomes_ready_and_message_is_deleted(
     assert image.thumbhash and image.dominant_color
     # A 128 px original comes out the same in every preset: stored once, named four times.
     assert {r.name for r in image.renditions} == {p.name for p in DEFAULT_PRESETS}
-    assert {r.key for r in image.renditions} == {rendition_key(image_id, "thumb", "webp")}
-    assert await images.rendition_keys() == [rendition_key(image_id, "thumb", "webp")]
+    thumb = rendition_key(image_id, "thumb", DEFAULT_PRESETS[0].version, "webp")
+    assert {r.key for r in image.renditions} == {thumb}
+    assert await images.rendition_keys() == [thumb]
     assert await eventually(lambda: queue_is_empty(images), what="an empty queue")
     assert worker.count("picforge_worker_images_processed_total") == 1
 
@@ -188,7 +189,9 @@ async def test_delivery_discards_what_is_not_ours_and_keeps_working(
     assert not worker.task.done()
     assert await images.get(deleted) is None
     assert (await images.get(not_uploaded)).status == "awaiting_upload"  # type: ignore[union-attr]
-    assert await images.rendition_keys() == [rendition_key(good, "thumb", "webp")]
+    assert await images.rendition_keys() == [
+        rendition_key(good, "thumb", THUMB_ONLY[0].version, "webp")
+    ]
     # garbage, 3 uploads that are not images we know, 1 job too early, and S3's test event
     assert worker.count(MESSAGES, outcome="discarded") == len(garbage) + 3 + 1 + 1
     assert worker.count(MESSAGES, outcome="done") == 1

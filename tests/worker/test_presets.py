@@ -61,3 +61,17 @@ def test_presets_parse_round_trips_the_defaults() -> None:
 def test_presets_parse_rejects_with_a_message_naming_the_problem(text: str, message: str) -> None:
     with pytest.raises(ValueError, match=message.replace("[", r"\[").replace("]", r"\]")):
         parse_presets(text)
+
+
+def test_preset_version_changes_with_every_setting_and_only_then() -> None:
+    base = Preset("thumb", 128, 128)
+    changed = [
+        Preset("thumb", 129, 128),
+        Preset("thumb", 128, 129),
+        Preset("thumb", 128, 128, format="avif"),
+        Preset("thumb", 128, 128, quality=81),
+        Preset("thumb", 128, 128, fit="cover"),
+    ]
+
+    assert Preset("thumb", 128, 128).version == base.version
+    assert len({base.version, *(preset.version for preset in changed)}) == 1 + len(changed)

@@ -56,9 +56,41 @@ async def test_reprocess_replaces_renditions_of_ready_image_without_leaving_read
         ("thumb", 128, 96, "webp"),
         ("wide", 640, 360, "jpeg"),
     }
+    thumb, wide = LATER_PRESETS
     assert await images.rendition_keys() == sorted(
-        [rendition_key(before.id, "thumb", "webp"), rendition_key(before.id, "wide", "jpg")]
+        [
+            rendition_key(before.id, "thumb", thumb.version, "webp"),
+            rendition_key(before.id, "wide", wide.version, "jpg"),
+        ]
     )
+
+
+async def test_reprocess_after_preset_change_writes_rendition_under_new_key(
+    images: Images, start_worker: StartWorker
+) -> None:
+    before = await make_ready(images, start_worker, png_bytes(800, 600))
+    old_thumb = next(r for r in before.renditions if r.name == "thumb")
+    sharper = (Preset("thumb", 128, 128, quality=95), Preset("small", 320, 320))
+    await start_worker(presets=sharper)
+
+    await send_reprocess(images, before.id)
+    after = await eventually(
+        lambda: _with_thumb_not_at(images, before.id, old_thumb.key), what="the new thumb"
+    )
+
+    # A CDN caches a rendition forever: changed bytes need a new URL, and the old object goes.
+    new_thumb = next(r for r in after.renditions if r.name == "thumb")
+    assert new_thumb.key == rendition_key(before.id, "thumb", sharper[0].version, "webp")
+    assert new_thumb.size_bytes != old_thumb.size_bytes
+    small = next(r for r in after.renditions if r.name == "small")
+    assert small.key == next(r.key for r in before.renditions if r.name == "small")
+    assert await images.rendition_keys() == sorted([new_thumb.key, small.key])
+
+
+async def _with_thumb_not_at(images: Images, image_id: uuid.UUID, key: str) -> Image | None:
+    image = await images.get(image_id)
+    thumbs = [r for r in image.renditions if r.name == "thumb"] if image else []
+    return image if thumbs and thumbs[0].key != key else None
 
 
 async def _with_renditions(images: Images, image_id: uuid.UUID, names: set[str]) -> Image | None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from types import FrameType
@@ -21,7 +22,7 @@ import httpx
 import pytest
 from alembic import command
 from fastapi import FastAPI
-from sqlalchemy import text
+from sqlalchemy import make_url, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from devstack.emulator import EMULATOR_CREDENTIALS, Emulator
@@ -67,6 +68,19 @@ def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
     log_path = tmp_path_factory.mktemp("ministack") / "ministack.log"
     with Emulator(log_path=log_path) as running:
         yield running
+
+
+@pytest.fixture
+async def unmigrated_database_url(database_url: str) -> AsyncIterator[str]:
+    """A new, empty database beside the suite's, dropped afterwards."""
+    name = f"unmigrated_{uuid.uuid4().hex[:8]}"
+    engine = create_async_engine(database_url, isolation_level="AUTOCOMMIT")
+    async with engine.connect() as connection:
+        await connection.execute(text(f'CREATE DATABASE "{name}"'))
+    yield make_url(database_url).set(database=name).render_as_string(hide_password=False)
+    async with engine.connect() as connection:
+        await connection.execute(text(f'DROP DATABASE "{name}"'))
+    await engine.dispose()
 
 
 async def empty_tables(database_url: str) -> None:

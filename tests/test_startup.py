@@ -5,14 +5,10 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import uuid
-from collections.abc import AsyncIterator
 
 import boto3
 import httpx
 import pytest
-from sqlalchemy import make_url, text
-from sqlalchemy.ext.asyncio import create_async_engine
 
 from devstack.emulator import Emulator
 from devstack.provision import Stack
@@ -20,18 +16,6 @@ from service.config import ApiSettings
 from service.db import SchemaNotMigrated
 from service.main import create_app
 from tests.conftest import REPO_ROOT
-
-
-@pytest.fixture
-async def unmigrated_database_url(database_url: str) -> AsyncIterator[str]:
-    name = f"unmigrated_{uuid.uuid4().hex[:8]}"
-    engine = create_async_engine(database_url, isolation_level="AUTOCOMMIT")
-    async with engine.connect() as connection:
-        await connection.execute(text(f'CREATE DATABASE "{name}"'))
-    yield make_url(database_url).set(database=name).render_as_string(hide_password=False)
-    async with engine.connect() as connection:
-        await connection.execute(text(f'DROP DATABASE "{name}"'))
-    await engine.dispose()
 
 
 async def test_service_refuses_unmigrated_database(

@@ -19,6 +19,7 @@ from sqlalchemy import (
     String,
     Text,
     func,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -52,6 +53,13 @@ class Image(Base):
         CheckConstraint("size_bytes > 0", name="size_bytes_positive"),
         # An owner's images newest first, and the keyset that pages through them.
         Index("ix_images_owner_created_at_id", "owner", "created_at", "id"),
+        # The worker's periodic look for images left `processing` (`worker.abandoned`): few
+        # rows, however large the table.
+        Index(
+            "ix_images_processing_updated_at",
+            "updated_at",
+            postgresql_where=text("status = 'processing'"),
+        ),
     )
     # created_at and updated_at come back in the INSERT's RETURNING, not a second query.
     __mapper_args__ = {"eager_defaults": True}  # noqa: RUF012 (SQLAlchemy reads it once)

@@ -5,7 +5,8 @@
   longer than the visibility timeout is never handed to a second worker.
 - It is deleted only once every event's effect is durable (recorded in PostgreSQL).
 - A transient failure leaves it for redelivery. On the last delivery the queue allows before it
-  dead-letters the message, the worker records `processing_failed` on the image first.
+  dead-letters the message, the worker records `processing_failed` on the image first (and
+  should it die on that delivery, `worker.abandoned` records it later).
 - Cancelled (the drain ran out of time): the consumer makes it visible again at once.
 """
 

@@ -40,9 +40,9 @@ log = logging.getLogger(__name__)
 ORIGINAL_MISSING: Final = "original_missing"
 FAILURE_CODES: Final[Mapping[str, str]] = MappingProxyType(
     {
-        records.PROCESSING_FAILED: "the worker gave up after the queue's last allowed delivery: "
-        "S3, the database or the render process kept failing (the message is in the DLQ; a "
-        "redrive or a reprocess tries again)",
+        records.PROCESSING_FAILED: "the queue's allowed deliveries ran out: S3, the database or "
+        "the render process kept failing, or a worker died on the image (the message is in the "
+        "DLQ; a redrive or a reprocess tries again)",
         ORIGINAL_MISSING: "the original is no longer in the uploads bucket",
     }
 )

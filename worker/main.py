@@ -16,6 +16,7 @@ import aioboto3
 
 from service.db import SchemaNotMigrated, create_engine, create_sessionmaker, require_migrated
 from service.resources import open_s3_client
+from worker.abandoned import abandoned_after_s, failing_abandoned_images
 from worker.config import WorkerSettings
 from worker.consumer import Consumer, ConsumerOptions
 from worker.delivery import Delivery, DeliveryOptions
@@ -33,6 +34,9 @@ class Worker:
     queue: MessageQueue
     delivery: Delivery
     consumer: Consumer
+    # Seconds `processing` after which an image is failed as abandoned; None: no dead-letter
+    # queue, so a message is retried until it expires and no image is ever abandoned.
+    abandoned_after_s: float | None
 
 
 async def open_worker(stack: AsyncExitStack, settings: WorkerSettings, metrics: Metrics) -> Worker:
@@ -79,17 +83,25 @@ async def open_worker(stack: AsyncExitStack, settings: WorkerSettings, metrics: 
         wait_s=settings.worker_wait_s,
         drain_s=settings.worker_drain_s,
     )
+    abandoned = None
+    if max_receive_count is not None:
+        abandoned = abandoned_after_s(
+            max_receive_count=max_receive_count,
+            job_timeout_s=settings.worker_job_timeout_s,
+            visibility_s=settings.worker_visibility_timeout_s,
+        )
     log.info(
         "worker consuming %s: concurrency=%d render_processes=%d visibility=%d s "
-        "max_receive_count=%s presets=%s",
+        "max_receive_count=%s abandoned_after=%s s presets=%s",
         settings.queue_url,
         settings.worker_concurrency,
         settings.worker_render_processes,
         settings.worker_visibility_timeout_s,
         max_receive_count,
+        abandoned,
         ",".join(preset.name for preset in settings.presets),
     )
-    return Worker(queue, delivery, Consumer(queue, delivery, metrics, options))
+    return Worker(queue, delivery, Consumer(queue, delivery, metrics, options), abandoned)
 
 
 async def run_worker(
@@ -104,6 +116,14 @@ async def run_worker(
                 settings.worker_metrics_host, settings.worker_metrics_port
             )
             stack.callback(stop_serving)
+        await stack.enter_async_context(
+            failing_abandoned_images(
+                worker.delivery.context.sessions,
+                metrics,
+                idle_s=worker.abandoned_after_s,
+                every_s=settings.worker_visibility_timeout_s,
+            )
+        )
         await worker.consumer.run(stop)
     return metrics
 

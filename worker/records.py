@@ -4,7 +4,9 @@ an image's status backwards: `ready` never returns to `processing` or `failed`.
 - a new original: `awaiting_upload` -> `processing` -> `ready` or `failed`;
 - a reprocess job: `failed` -> `processing` -> `ready` or `failed`; `ready` stays `ready` while
   its renditions are replaced (and stays `ready`, renditions kept, if the new render fails);
-- a redelivered message finds `ready` and leaves it be.
+- a redelivered message finds `ready` and leaves it be;
+- an image left `processing` longer than any delivery could still be at work on it:
+  `processing` -> `failed` (`processing_failed`), see `worker.abandoned`.
 """
 
 from __future__ import annotations
@@ -12,8 +14,9 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 
-from sqlalchemy import case, delete, or_, select, update
+from sqlalchemy import case, delete, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -130,6 +133,24 @@ async def record_ready(
             )
         )
         return sorted(earlier_keys - {r.key for r in renditions})
+
+
+async def fail_abandoned(
+    sessions: async_sessionmaker[AsyncSession], *, idle_s: float, message: str
+) -> list[uuid.UUID]:
+    """Mark `failed` (`processing_failed`) every image that has been `processing` for more than
+    `idle_s` seconds; their ids. A redrive or a reprocess takes such an image up again."""
+    async with sessions.begin() as session:
+        failed = await session.scalars(
+            update(Image)
+            .where(
+                Image.status == ImageStatus.PROCESSING,
+                Image.updated_at < func.now() - timedelta(seconds=idle_s),
+            )
+            .values(status=ImageStatus.FAILED, error_code=PROCESSING_FAILED, error_message=message)
+            .returning(Image.id)
+        )
+        return list(failed)
 
 
 async def record_failure(

@@ -15,6 +15,7 @@ from service.deps import (
     OwnerDep,
     ResourcesDep,
     SessionDep,
+    get_resources,
     located_validation_error,
     read_json_body,
     reject_unknown_query_parameters,
@@ -42,7 +43,6 @@ from service.images import (
 )
 from service.keys import require_owner
 from service.models import ImageStatus
-from service.resources import Resources
 from service.schemas import (
     ImageCreate,
     ImageCreatedOut,
@@ -190,7 +190,7 @@ async def post_image(request: Request, response: Response) -> ImageCreatedOut:
     # Every upload starts here, so this route reads its own request rather than declaring
     # parameters: FastAPI's parameter machinery would add about a third to a create's CPU
     # (bench/README.md). CREATE_IMAGE_REQUEST describes the same request to the document.
-    resources: Resources = request.app.state.resources
+    resources = await get_resources(request)
     key = require_api_key(await API_KEY(request))
     try:
         body = await read_json_body(request, ImageCreate)

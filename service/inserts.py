@@ -4,7 +4,7 @@ A plain create is one row, and its round trip to PostgreSQL (the write, the wake
 commit's flush of the WAL) costs the API process more than the rest of the request together.
 So `ImageInserts` keeps at most one INSERT in flight: rows that arrive meanwhile wait for it to
 finish, then go together in the next. One request alone still goes at once, in one round trip;
-sixteen at a time share about two (see bench/README.md).
+twenty that arrive at once share one (tests/api/test_inserts.py; the gain: bench/README.md).
 
 The API key rides in the same statement: a row is inserted only if its key is active, so a
 create needs no other query (PostgreSQL compares the secret's SHA-256: see `service.keys`).

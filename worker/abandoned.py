@@ -3,7 +3,7 @@
 The worker records `processing_failed` itself when it gives up on the last delivery the queue
 allows. It cannot when it dies on that delivery (killed, out of memory, its host gone) or when
 the database is down right then: the queue dead-letters the message, and the image would stay
-`processing`, its client polling for ever. So every worker looks, now and then, for images
+`processing`, its client polling forever. So every worker looks, now and then, for images
 `processing` for longer than all of a message's deliveries could take, and fails them with
 `processing_failed`: what a client would have seen had the last delivery lived to record it.
 The look is one UPDATE, atomic, so any number of workers may run it at once.

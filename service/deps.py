@@ -94,10 +94,19 @@ ImageDep = Annotated[Image, Depends(valid_image)]
 # it as FastAPI would, and refuse it in the same shape.
 
 
+# Far more than any JSON body the API takes, and little enough to hold for every request at once.
+MAX_JSON_BODY_BYTES = 16 * 1024
+
+
 async def read_json_body(request: Request, model: type[Model]) -> Model:
-    """The body as a `model`; a 422 located in `body` when it is not one."""
+    """The body as a `model`; a 422 located in `body` when it is not one, a 413 when it is
+    larger than any such body (read no further, so a huge one costs no memory)."""
+    body = bytearray()
     try:
-        body = await request.body()
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > MAX_JSON_BODY_BYTES:
+                raise HTTPException(413, f"the body is over {MAX_JSON_BODY_BYTES} bytes")
     except ClientDisconnect:
         raise HTTPException(400, "the request body was cut short") from None
     if not is_json(request.headers.get("content-type", "")):

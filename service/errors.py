@@ -13,11 +13,11 @@
 A dependency that cannot be reached (the database down, failing over or out of connections; a
 refused or reset socket to anything) is a 503 `dependency_unavailable` too, whichever route
 meets it. Request validation (422 `validation_error`), a body cut short (400
-`malformed_request`) and routing errors (404 `not_found`, 405 `method_not_allowed`) are
-HTTP-level errors, from the framework or the create route's own reading, and leave in the same
-shape: RFC 9457 `application/problem+json` (the `Problem` model) with a stable `code`.
-Nothing about the inside of the service (a stack trace, a module, a SQL statement) ever reaches
-a client.
+`malformed_request`) or too large (413 `payload_too_large`) and routing errors (404
+`not_found`, 405 `method_not_allowed`) are HTTP-level errors, from the framework or the create
+route's own reading, and leave in the same shape: RFC 9457 `application/problem+json` (the
+`Problem` model) with a stable `code`. Nothing about the inside of the service (a stack trace, a
+module, a SQL statement) ever reaches a client.
 """
 
 from __future__ import annotations
@@ -185,6 +185,7 @@ HTTP_ERROR_CODES = {
     400: ("malformed_request", "Malformed request"),
     404: ("not_found", "Not found"),
     405: ("method_not_allowed", "Method not allowed"),
+    413: ("payload_too_large", "Payload too large"),
 }
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request, Response, status
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
 from fastapi.exceptions import RequestValidationError
 from pydantic import StringConstraints, TypeAdapter, ValidationError
 
@@ -174,6 +174,16 @@ def upload_ticket_out(ticket: UploadTicket) -> PostUploadTicket | PutUploadTicke
                 "for a new image"
             ),
         ),
+        413: problem_response(
+            "The request body is larger than any create needs (16 KiB); it was not read.",
+            Problem(
+                type="urn:picforge:error:payload_too_large",
+                title="Payload too large",
+                status=413,
+                detail="the body is over 16384 bytes",
+                code="payload_too_large",
+            ),
+        ),
         422: problem_response(
             "An unaccepted type, a file over the size limit, or a malformed request. No upload "
             "URL is issued.",
@@ -197,7 +207,7 @@ async def post_image(request: Request, response: Response) -> ImageCreatedOut:
         created = await create_image(
             resources, key=key, request=body, idempotency_key=read_idempotency_key(request)
         )
-    except (RequestValidationError, UnsupportedContentType, FileTooLarge):
+    except (RequestValidationError, HTTPException, UnsupportedContentType, FileTooLarge):
         # Only the holder of a valid key learns what is wrong with the request.
         await require_owner(resources.statements, key)
         raise

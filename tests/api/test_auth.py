@@ -93,6 +93,7 @@ async def test_auth_refuses_revoked_key(
         {"json": BODY, "headers": {"Idempotency-Key": "has space"}},
         {"content": b"{nope", "headers": {"Content-Type": "application/json"}},
         {"content": b"filename=a.jpg", "headers": {"Content-Type": "text/plain"}},
+        {"content": b" " * 100_000, "headers": {"Content-Type": "application/json"}},
     ],
     ids=[
         "missing-fields",
@@ -101,6 +102,7 @@ async def test_auth_refuses_revoked_key(
         "bad-idempotency-key",
         "bad-json",
         "not-json",
+        "huge-body",
     ],
 )
 @pytest.mark.parametrize(

@@ -11,6 +11,7 @@ from fastapi import FastAPI
 
 from service.config import ApiSettings
 from service.content_types import ACCEPTED_CONTENT_TYPES
+from service.deps import MAX_JSON_BODY_BYTES
 from tests.api.state import list_keys
 from tests.conftest import TESTDATA, KeyMaker
 from tests.flow import create_image, upload_put
@@ -150,6 +151,24 @@ async def test_create_image_accepts_every_spelling_of_json(
     response = await client.post("/v1/images", content=body, headers={"Content-Type": content_type})
 
     assert response.status_code == 201, response.text
+
+
+async def test_create_image_refuses_body_larger_than_any_create(
+    client: httpx.AsyncClient,
+) -> None:
+    name = "a" * 200
+    small = json.dumps({"filename": name, "content_type": "image/png", "size_bytes": 10})
+    huge = small.replace(name, name + " " * MAX_JSON_BODY_BYTES)  # valid JSON, mostly spaces
+
+    response = await client.post(
+        "/v1/images", content=huge, headers={"Content-Type": "application/json"}
+    )
+
+    assert_problem(response, 413, "payload_too_large")
+    accepted = await client.post(
+        "/v1/images", content=small, headers={"Content-Type": "application/json"}
+    )
+    assert accepted.status_code == 201
 
 
 async def test_create_image_answers_400_when_body_never_arrives(

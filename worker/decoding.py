@@ -19,8 +19,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Final
 
+import pillow_heif
 import pyvips
-from PIL import Image
 
 from worker.validation import ImageRejected, Probe, RejectionCode
 
@@ -80,11 +80,11 @@ class Original:
     converts_colour: bool = False
 
 
-def open_original(data: bytes, image: Image.Image, probe: Probe) -> Original:
+def open_original(data: bytes, probe: Probe) -> Original:
     """Read what decoding needs from the header (libvips's own reading of it, which is what
     its decode will do). HEIC is decoded here, in full: pillow-heif cannot shrink on load."""
     if probe.format == "HEIF":
-        return _decode_heic(data, image)
+        return _decode_heic(data)
     header = _open_source(data)
     loader = header.get("vips-loader")
     if loader != LIBVIPS_LOADERS.get(probe.format):
@@ -201,28 +201,27 @@ def _opaque_alpha_dropped(image: pyvips.Image) -> pyvips.Image:
     return image
 
 
-def _decode_heic(data: bytes, image: Image.Image) -> Original:
-    """pillow-heif decodes (HEVC), libheif applying the HEIF transforms (irot/imir) as it goes;
-    libvips gets the pixels, the ICC profile and any EXIF orientation left to apply."""
+def _decode_heic(data: bytes) -> Original:
+    """pillow-heif decodes (HEVC), libheif applying the HEIF transforms (irot/imir) as it goes
+    (pillow-heif resets the EXIF orientation: it is applied already); libvips gets the pixels
+    in place, without a Pillow copy, and the ICC profile."""
     try:
-        image.load()
-        orientation = image.getexif().get(0x0112, 1)
-        if image.mode not in ("RGB", "RGBA"):
-            image = image.convert("RGBA" if image.has_transparency_data else "RGB")
-        pixels = image.tobytes()
+        heif = pillow_heif.open_heif(data, convert_hdr_to_8bit=True)  # the primary image
+        if heif.mode in ("RGB", "RGBA") and heif.stride == heif.size[0] * len(heif.mode):
+            mode, (width, height), pixels = heif.mode, heif.size, heif.data
+        else:  # grey, or rows padded: Pillow packs them (a rare copy)
+            picture = heif.to_pillow()
+            picture = picture.convert("RGBA" if picture.has_transparency_data else "RGB")
+            mode, (width, height), pixels = picture.mode, picture.size, picture.tobytes()
+        icc_profile = heif.info.get("icc_profile")
     except _PILLOW_ERRORS as exc:
         raise ImageRejected(
             RejectionCode.CORRUPT_IMAGE, f"the image cannot be decoded: {exc}"
         ) from exc
-    bands = len(image.mode)
-    vips_image = pyvips.Image.new_from_memory(pixels, image.width, image.height, bands, "uchar")
+    vips_image = pyvips.Image.new_from_memory(pixels, width, height, len(mode), "uchar")
     vips_image = vips_image.copy(interpretation="srgb")
-    icc_profile = image.info.get("icc_profile")
     if icc_profile:
         vips_image.set_type(pyvips.GValue.blob_type, "icc-profile-data", icc_profile)
-    if isinstance(orientation, int) and orientation in range(2, 9):
-        vips_image.set_type(pyvips.GValue.gint_type, "orientation", orientation)
-    width, height = _upright_size(vips_image)
     converts = bool(icc_profile) and _profile_changes_colours(vips_image)
     return Original(
         format="HEIF",

@@ -154,8 +154,8 @@ def render(
         image, probe = open_checked(
             data, declared_content_type=declared_content_type, limits=limits
         )
-        with image:
-            original = open_original(data, image, probe)
+        image.close()  # quarantine read the header; libvips and pillow-heif read the bytes
+        original = open_original(data, probe)
         plans = [_plan(preset, original.width, original.height) for preset in presets]
         renditions, smallest = _render_plans(original, plans)
     placeholder = make_placeholder(smallest)

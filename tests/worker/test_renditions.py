@@ -164,9 +164,7 @@ def test_render_animation_gives_a_still_of_the_first_frame(
 
 def test_render_decodes_straight_to_the_largest_rendition_size() -> None:
     data = encode(photo_like((2400, 1600)), "JPEG", quality=90)
-    with Image.open(io.BytesIO(data)) as jpeg:
-        probe = Probe(format="JPEG", width=2400, height=1600, frames=1)
-        original = open_original(data, jpeg, probe)
+    original = open_original(data, Probe(format="JPEG", width=2400, height=1600, frames=1))
     decoded = decode_at(original, (640, 427))
     assert (decoded.width, decoded.height, decoded.bands) == (640, 427, 3)
     assert decoded.format == "uchar" and decoded.interpretation == "srgb"

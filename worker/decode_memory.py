@@ -37,12 +37,18 @@ STREAMED_OVERHEAD_BYTES: Final[Mapping[str, int]] = MappingProxyType(
     }
 )
 
-# Bytes per pixel of the formats decoded whole (RGB inputs; with alpha scale PNG by 4/3), each
-# measured as (peak - baseline - input bytes) / pixels, so the fixed overhead is included.
+# Bytes per pixel of the formats decoded whole (RGB inputs; with alpha scale PNG by 4/3). JPEG
+# and PNG: (peak - baseline - input bytes) / pixels at 100 MP, fixed overhead included. HEIC and
+# AVIF (too slow to encode at 100 MP): the slope between 2 MP and 6 MP, plus the fixed overhead
+# of FULL_FRAME_FIXED_BYTES.
 FULL_FRAME_BYTES_PER_PIXEL: Final[Mapping[str, float]] = MappingProxyType(
     {
         "JPEG progressive 4:4:4": 6.32,
         "PNG interlaced 8-bit": 3.48,
         "PNG interlaced 16-bit": 6.50,
+        "HEIC 8-bit": 3.9,  # pillow-heif's RGB buffer, handed to libvips in place
+        "AVIF 8-bit": 16.0,  # libheif + the AV1 decoder's frames, then libvips's copy
+        "AVIF 10-bit": 19.4,
     }
 )
+FULL_FRAME_FIXED_BYTES: Final = 16 * MIB  # HEIC and AVIF, besides their bytes per pixel

@@ -1,0 +1,33 @@
+"""The job a render child runs for one original: quarantine first, then the render under a CPU
+budget that follows from the image's size.
+
+The child starts the job under the budget's ceiling (`RenderBudget.cpu_max_s`); once the header
+has passed quarantine, the budget is lowered to what this many pixels deserve, so a small image
+that makes its decoder spin is killed after seconds, not after the ceiling.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from worker import sandbox
+from worker.costs import RenderBudget
+from worker.renditions import Limits, Preset, RenderResult, render
+from worker.validation import open_checked, our_pixel_limits_only
+
+
+def render_within_budget(
+    data: bytes,
+    *,
+    presets: Sequence[Preset],
+    limits: Limits,
+    budget: RenderBudget,
+    declared_content_type: str | None,
+) -> RenderResult:
+    with our_pixel_limits_only():
+        image, probe = open_checked(
+            data, declared_content_type=declared_content_type, limits=limits
+        )
+        image.close()
+    sandbox.limit_cpu(budget.cpu_s(probe.width * probe.height))
+    return render(data, presets=presets, limits=limits, declared_content_type=declared_content_type)

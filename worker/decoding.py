@@ -1,118 +1,162 @@
-"""Decode an opened original into the one clean image every rendition starts from: upright,
-sRGB, RGB or RGBA, with no metadata left to leak into an encoder."""
+"""Decode an original into the one picture every rendition starts from: upright, sRGB, 8-bit RGB
+or RGBA, in memory, at the scale the largest rendition needs.
+
+libvips decodes: JPEG and WebP at reduced scale while they decode (shrink-on-load), PNG and GIF
+streaming in sequential access, AVIF through libheif. HEIC alone decodes through pillow-heif:
+the libheif in the libvips wheels has no HEVC decoder, pillow-heif's does; its pixels are handed
+to libvips, which does the rest alike.
+
+Every libvips step runs with fail-on-error: a truncated or corrupt original raises here, and
+`decoder_errors_rejected` makes it a `corrupt_image` verdict. Nothing here catches and goes on,
+so a picture is rendered whole or not at all.
+"""
 
 from __future__ import annotations
 
-import io
-import logging
-import math
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Final
 
-from PIL import Image, ImageChops, ImageCms
+import pyvips
+from PIL import Image
 
-log = logging.getLogger(__name__)
+from worker.validation import ImageRejected, Probe, RejectionCode
 
-EXIF_ORIENTATION_TAG: Final = 0x0112
-
-# EXIF Orientation -> the transposition that makes the stored pixels upright (1 = already so).
-_UPRIGHT_BY_ORIENTATION: Final[dict[int, Image.Transpose]] = {
-    2: Image.Transpose.FLIP_LEFT_RIGHT,
-    3: Image.Transpose.ROTATE_180,
-    4: Image.Transpose.FLIP_TOP_BOTTOM,
-    5: Image.Transpose.TRANSPOSE,
-    6: Image.Transpose.ROTATE_270,
-    7: Image.Transpose.TRANSVERSE,
-    8: Image.Transpose.ROTATE_90,
-}
+# EXIF Orientation values that turn the picture a quarter: the upright size swaps its sides.
 _SWAPS_SIDES: Final = frozenset({5, 6, 7, 8})
 
-# How much larger than the largest rendition a JPEG is decoded (libjpeg's DCT scaling picks
-# 1/2, 1/4 or 1/8 at or above the request). Measured on synthetic photos against a full decode
-# + Lanczos, PSNR of the 1280 px rendition: 12 MP drafted to 2000 px: 39.4 dB (1.56x);
-# 24 MP drafted to 3000 px: 44.6 dB (2.3x), but to 1500 px: 36.4 dB (1.17x). At 1.5 the
-# 12 MP decode takes 69 ms instead of 107 ms, and its resize 50 ms instead of 142 ms.
-DRAFT_SAFETY_FACTOR: Final = 1.5
+# The libvips loader each quarantined format must be read with: a file that Pillow sniffs as
+# one format and libvips as another is refused, not decoded by whichever parser is laxer.
+LIBVIPS_LOADERS: Final[dict[str, str]] = {
+    "JPEG": "jpegload_buffer",
+    "PNG": "pngload_buffer",
+    "WEBP": "webpload_buffer",
+    "GIF": "gifload_buffer",
+    "AVIF": "heifload_buffer",
+}
 
-_SRGB: Final = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
-_CMS_MODES: Final = frozenset({"RGB", "RGBA", "CMYK", "L"})
-# Colours all over the RGB cube: a profile whose transform leaves them all within 1 level is
-# sRGB in effect, whatever its name says (names lie: a profile is its matrix and curves).
-_PROBE: Final = Image.merge(
-    "RGB",
-    (
-        Image.linear_gradient("L"),
-        Image.linear_gradient("L").transpose(Image.Transpose.ROTATE_90),
-        Image.radial_gradient("L"),
-    ),
-).resize((16, 16), Image.Resampling.NEAREST)
+# NOTE: thumbnail_buffer's own `fail_on` does not reach the loader in libvips 8.18 (a truncated
+# JPEG decodes, its missing rows grey); the loader option string does.
+_LOAD_OPTIONS: Final = "[fail_on=error]"
+_PILLOW_ERRORS: Final = (OSError, SyntaxError, ValueError, EOFError)
 
 
-def read_orientation(image: Image.Image) -> int:
-    """The EXIF Orientation (1-8), 1 when absent or unreadable: hostile EXIF never rejects."""
+@contextmanager
+def decoder_errors_rejected() -> Iterator[None]:
+    """The one boundary where codec errors become a verdict on the image: any libvips error
+    (decode, colour transform, resize, encode) is `corrupt_image`. libvips evaluates lazily, so
+    a corrupt row may surface in any later step: wrap all of them."""
     try:
-        value = image.getexif().get(EXIF_ORIENTATION_TAG, 1)
-    except Exception:  # EXIF parsers raise many types on garbage; upright-as-stored is safe
-        return 1
-    return value if isinstance(value, int) and value in range(1, 9) else 1
+        yield
+    except pyvips.Error as exc:
+        detail = (exc.detail or exc.message).strip().splitlines()
+        raise ImageRejected(
+            RejectionCode.CORRUPT_IMAGE,
+            f"the image cannot be decoded: {detail[0] if detail else exc.message}",
+        ) from exc
 
 
-def upright_size(size: tuple[int, int], orientation: int) -> tuple[int, int]:
+@dataclass(frozen=True)
+class Original:
+    """An original past quarantine: its upright size, and what to decode it from."""
+
+    width: int
+    height: int
+    data: bytes  # the original's bytes, for libvips's loaders
+    pixels: pyvips.Image | None = None  # set for HEIC: decoded already by pillow-heif
+
+
+def open_original(data: bytes, image: Image.Image, probe: Probe) -> Original:
+    """Read what decoding needs from the header (libvips's own reading of it, which is what
+    its decode will do). HEIC is decoded here, in full: pillow-heif cannot shrink on load."""
+    if probe.format == "HEIF":
+        return _decode_heic(data, image)
+    header = pyvips.Image.new_from_buffer(data, "", access="sequential", fail_on="error")
+    loader = header.get("vips-loader")
+    if loader != LIBVIPS_LOADERS.get(probe.format):
+        raise ImageRejected(
+            RejectionCode.CORRUPT_IMAGE,
+            f"the bytes read as {probe.format} to one parser and as {loader} to another",
+        )
+    if sorted((header.width, header.height)) != sorted((probe.width, probe.height)):
+        raise ImageRejected(
+            RejectionCode.CORRUPT_IMAGE,
+            f"the header says {probe.width}x{probe.height} to one parser and "
+            f"{header.width}x{header.height} to another",
+        )
+    width, height = _upright_size(header)
+    return Original(width=width, height=height, data=data)
+
+
+def decode_at(original: Original, size: tuple[int, int]) -> pyvips.Image:
+    """The whole upright picture at exactly `size` (at most the original's), sRGB, 8-bit RGB or
+    RGBA (an alpha that is opaque everywhere dropped), in memory. libvips's thumbnail does the
+    decode at reduced scale, the orientation, the resize (alpha premultiplied) and the colour
+    transform from an embedded ICC profile (CMYK without one: libvips's default CMYK profile)."""
     width, height = size
-    return (height, width) if orientation in _SWAPS_SIDES else (width, height)
+    if original.pixels is not None:
+        scaled = original.pixels.thumbnail_image(
+            width, height=height, size="force", output_profile="srgb", fail_on="error"
+        )
+    else:
+        scaled = pyvips.Image.thumbnail_buffer(
+            original.data,
+            width,
+            height=height,
+            size="force",
+            output_profile="srgb",
+            fail_on="error",
+            option_string=_LOAD_OPTIONS,
+        )
+    return _opaque_alpha_dropped(_as_srgb8(scaled).copy_memory())
 
 
-def decode_upright_srgb(image: Image.Image, *, orientation: int, min_scale: float) -> Image.Image:
-    """Decode the first frame, at reduced scale for JPEG when no rendition needs more than
-    `min_scale` of the original's size, and return it upright, sRGB, metadata-free. `image` is
-    consumed: it may come back as the result, its metadata emptied."""
-    if image.format in ("JPEG", "MPO") and min_scale < 1:
-        width, height = image.size
-        factor = min(1.0, min_scale * DRAFT_SAFETY_FACTOR)
-        image.draft(None, (math.ceil(width * factor), math.ceil(height * factor)))
-    image.load()
-    icc_profile = image.info.get("icc_profile")
-    transpose = _UPRIGHT_BY_ORIENTATION.get(orientation)
-    decoded: Image.Image = image.transpose(transpose) if transpose is not None else image
-    decoded = _to_srgb(decoded, icc_profile) if icc_profile else _to_rgb_or_rgba(decoded)
-    if decoded.mode == "RGBA" and decoded.getchannel("A").getextrema() == (255, 255):
-        decoded = decoded.convert("RGB")  # fully opaque alpha only costs bytes
-    # convert/resize/transpose copy `info`, and the AVIF encoder falls back to it for the ICC
-    # profile. Emptying it here (on our own copy, or on the caller's throwaway original) is what
-    # keeps every rendition metadata-free.
-    decoded.info = {}
-    return decoded
+def _upright_size(image: pyvips.Image) -> tuple[int, int]:
+    orientation = image.get("orientation") if image.get_typeof("orientation") else 1
+    if orientation in _SWAPS_SIDES:
+        return image.height, image.width
+    return image.width, image.height
 
 
-def _to_rgb_or_rgba(image: Image.Image) -> Image.Image:
-    if image.mode in ("RGB", "RGBA"):
-        return image
-    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
-        # 16-bit grey: convert("L") clips everything over 255 to white; scale instead.
-        return image.convert("I").point(lambda value: value * (1 / 257)).convert("RGB")
-    return image.convert("RGBA" if image.has_transparency_data else "RGB")
+def _as_srgb8(image: pyvips.Image) -> pyvips.Image:
+    """Grey, 16-bit and untagged pictures to 8-bit sRGB (thumbnail converts only what carries a
+    profile). colourspace scales 16 bits to 8 rather than clipping them."""
+    if image.interpretation != "srgb" or image.format != "uchar":
+        image = image.colourspace("srgb")
+    if image.format != "uchar":
+        image = image.cast("uchar")
+    if image.bands > 4:  # e.g. extra channels past the alpha: keep RGBA only
+        image = image.extract_band(0, n=4)
+    return image
 
 
-def _leaves_colours_unchanged(transform: ImageCms.ImageCmsTransform, mode: str) -> bool:
-    probe = _PROBE.convert(mode)
-    probed = ImageCms.applyTransform(probe, transform)
-    assert probed is not None  # applyTransform returns None only when inPlace=True
-    over_one_level = ImageChops.difference(probed, probe).point(lambda v: 255 if v > 1 else 0)
-    return over_one_level.getbbox(alpha_only=False) is None
+def _opaque_alpha_dropped(image: pyvips.Image) -> pyvips.Image:
+    if image.bands == 4 and image.extract_band(3).min() == 255:
+        return image.extract_band(0, n=3).copy_memory()  # an opaque alpha only costs bytes
+    return image
 
 
-def _to_srgb(image: Image.Image, icc_profile: bytes) -> Image.Image:
-    """Convert from the embedded profile to sRGB; a broken profile falls back to the numbers."""
-    if image.mode not in _CMS_MODES:
-        image = _to_rgb_or_rgba(image)
+def _decode_heic(data: bytes, image: Image.Image) -> Original:
+    """pillow-heif decodes (HEVC), libheif applying the HEIF transforms (irot/imir) as it goes;
+    libvips gets the pixels, the ICC profile and any EXIF orientation left to apply."""
     try:
-        source = ImageCms.ImageCmsProfile(io.BytesIO(icc_profile))
-        out_mode = "RGBA" if image.mode == "RGBA" else "RGB"
-        transform = ImageCms.buildTransform(source, _SRGB, image.mode, out_mode)
-        if image.mode in ("RGB", "RGBA") and _leaves_colours_unchanged(transform, image.mode):
-            return image  # an sRGB profile (the common case): skip a ~15 ms/MP transform
-        converted = ImageCms.applyTransform(image, transform)
-    except (ImageCms.PyCMSError, OSError, ValueError, TypeError) as exc:
-        log.warning("ignoring an unusable ICC profile: %s", exc)
-        return _to_rgb_or_rgba(image)
-    assert converted is not None  # applyTransform returns None only when inPlace=True
-    return converted
+        image.load()
+        orientation = image.getexif().get(0x0112, 1)
+        if image.mode not in ("RGB", "RGBA"):
+            image = image.convert("RGBA" if image.has_transparency_data else "RGB")
+        pixels = image.tobytes()
+    except _PILLOW_ERRORS as exc:
+        raise ImageRejected(
+            RejectionCode.CORRUPT_IMAGE, f"the image cannot be decoded: {exc}"
+        ) from exc
+    bands = len(image.mode)
+    vips_image = pyvips.Image.new_from_memory(pixels, image.width, image.height, bands, "uchar")
+    vips_image = vips_image.copy(interpretation="srgb")
+    icc_profile = image.info.get("icc_profile")
+    if icc_profile:
+        vips_image.set_type(pyvips.GValue.blob_type, "icc-profile-data", icc_profile)
+    if isinstance(orientation, int) and orientation in range(2, 9):
+        vips_image.set_type(pyvips.GValue.gint_type, "orientation", orientation)
+    width, height = _upright_size(vips_image)
+    return Original(width=width, height=height, data=data, pixels=vips_image)

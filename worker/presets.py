@@ -8,13 +8,28 @@ import re
 from dataclasses import dataclass
 from typing import Any, Final, Literal, cast, get_args
 
+import pillow_heif
+import pyvips
+
 RenditionFormat = Literal["webp", "jpeg", "avif"]
 Fit = Literal["inside", "cover"]
+# Where a `cover` preset cuts: the centre, or libvips's smart crops: `attention` keeps the most
+# salient part (skin tones, saturated colour, edges), `entropy` the busiest.
+Crop = Literal["centre", "attention", "entropy"]
+
+# Bump when the render pipeline changes its output bytes (a resize kernel, an encoder setting).
+ENGINE_REVISION: Final = 1
+# What makes a rendition's bytes besides its preset: our pipeline, libvips (and the codecs
+# its wheel bundles) and, for HEIC, pillow-heif's libheif. Part of every preset's version.
+ENGINE: Final = (
+    f"picforge-render/{ENGINE_REVISION} libvips/{pyvips.version(0)}.{pyvips.version(1)}."
+    f"{pyvips.version(2)} libheif/{pillow_heif.libheif_version()}"
+)
 
 # Preset names end up in storage keys and URLs.
 _NAME_PATTERN: Final = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
 MAX_PRESET_SIDE: Final = 8192
-_FIELDS: Final = ("name", "width", "height", "format", "quality", "fit")
+_FIELDS: Final = ("name", "width", "height", "format", "quality", "fit", "crop")
 
 
 @dataclass(frozen=True)
@@ -22,7 +37,8 @@ class Preset:
     """A box to fit the upright original in, and how to encode the result.
 
     `inside` keeps the whole picture within width x height; `cover` fills the box exactly,
-    cropping the overflow around the centre. Neither ever upscales.
+    cropping the overflow where `crop` says (around the centre by default). Neither ever
+    upscales.
     """
 
     name: str
@@ -31,14 +47,17 @@ class Preset:
     format: RenditionFormat = "webp"
     quality: int = 80
     fit: Fit = "inside"
+    crop: Crop = "centre"  # `cover` only
 
     @property
     def version(self) -> str:
-        """Names this preset's settings in its renditions' storage keys: a preset changed under
-        the same name writes new keys, so a rendition URL never comes to mean other bytes, and
-        clients and CDNs may cache it forever."""
+        """Names this preset's settings and the render engine in its renditions' storage keys:
+        a preset changed under the same name, or a new engine, writes new keys, so a rendition
+        URL never comes to mean other bytes, and clients and CDNs may cache it forever."""
         settings = f"{self.width}x{self.height} {self.format} q{self.quality} {self.fit}"
-        return hashlib.sha256(settings.encode()).hexdigest()[:8]
+        if self.fit == "cover":
+            settings += f" {self.crop}"
+        return hashlib.sha256(f"{settings} {ENGINE}".encode()).hexdigest()[:8]
 
 
 DEFAULT_PRESETS: Final[tuple[Preset, ...]] = (
@@ -52,8 +71,8 @@ DEFAULT_PRESETS: Final[tuple[Preset, ...]] = (
 def parse_presets(json_text: str) -> tuple[Preset, ...]:
     """Parse a JSON array of preset objects, e.g.
     `[{"name": "thumb", "width": 128, "height": 128, "format": "webp", "quality": 80,
-    "fit": "cover"}]`; format, quality and fit may be left out. Raises ValueError naming the
-    offending preset and field.
+    "fit": "cover", "crop": "attention"}]`; format, quality, fit and crop may be left out.
+    Raises ValueError naming the offending preset and field.
     """
     try:
         document = json.loads(json_text)
@@ -88,6 +107,9 @@ def _parse_preset(index: int, item: Any) -> Preset:
     quality = _require_int(item, "quality", where, low=1, high=100, default=80)
     image_format = _require_choice(item, "format", where, get_args(RenditionFormat), "webp")
     fit = _require_choice(item, "fit", where, get_args(Fit), "inside")
+    crop = _require_choice(item, "crop", where, get_args(Crop), "centre")
+    if crop != "centre" and fit != "cover":
+        raise ValueError(f"{where}: crop {crop!r} needs fit 'cover' (an 'inside' fit never crops)")
     return Preset(
         name=name,
         width=width,
@@ -95,6 +117,7 @@ def _parse_preset(index: int, item: Any) -> Preset:
         format=cast(RenditionFormat, image_format),
         quality=quality,
         fit=cast(Fit, fit),
+        crop=cast(Crop, crop),
     )
 
 

@@ -1,24 +1,26 @@
-"""Turn an original's bytes into renditions. Pure Pillow: no I/O, no event loop, picklable
-inputs and outputs so it runs in a process pool.
+"""Turn an original's bytes into renditions. No I/O, no event loop, picklable inputs and outputs
+so it runs in a process pool. libvips does the pixels; Pillow reads the headers (quarantine) and
+makes the placeholder from the smallest rendition.
 
 The pipeline, fastest-correct first: quarantine from the header (worker.validation); one decode,
-at reduced scale for JPEG (worker.decoding); then the presets largest first, each resized from
-the smallest already-made rendition that is still at least twice its size (a cascade); then
-the encodes. Presets that would come out identical are encoded once.
+at reduced scale where the format allows, straight to the size of the largest rendition
+(worker.decoding); then the presets largest first, each resized from the smallest already-made
+rendition that is still at least twice its size (a cascade); then the encodes. Presets that
+would come out identical are encoded once.
 """
 
 from __future__ import annotations
 
-import io
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
 
+import pyvips
 from PIL import Image
 
-from worker.decoding import decode_upright_srgb, read_orientation, upright_size
-from worker.placeholder import make_placeholder
-from worker.presets import DEFAULT_PRESETS, Preset, RenditionFormat, parse_presets
+from worker.decoding import Original, decode_at, decoder_errors_rejected, open_original
+from worker.placeholder import PLACEHOLDER_INPUT_SIDE, make_placeholder
+from worker.presets import DEFAULT_PRESETS, ENGINE, Preset, RenditionFormat, parse_presets
 from worker.validation import (
     REJECTION_CODES,
     ImageRejected,
@@ -32,6 +34,7 @@ __all__ = [
     "CONTENT_TYPES",
     "DEFAULT_LIMITS",
     "DEFAULT_PRESETS",
+    "ENGINE",
     "JPEG_BACKGROUND",
     "REJECTION_CODES",
     "ImageRejected",
@@ -52,17 +55,30 @@ DEFAULT_LIMITS: Final = Limits()
 # JPEG has no alpha channel: transparent pixels are composited onto this (white, as a page).
 JPEG_BACKGROUND: Final = (255, 255, 255)
 
-# libwebp effort. Measured on the 4 default renditions of a synthetic 12 MP photo (bench/):
-# method 4 (Pillow's default) 164 ms / 237,958 B; method 2: 73 ms / 234,636 B (-1.4%);
-# method 1: 52 ms, +5.9%; method 0: 42 ms, +7.1%. Method 2 is the cheapest within +5% bytes.
-WEBP_METHOD: Final = 2
+# libwebp effort (`method`). Measured on the 4 default renditions of synthetic photos (bench/):
+# effort 4 (libwebp's default) costs about twice effort 2, whose bytes stay within +2% of it;
+# efforts 0 and 1 are up to +7% on noisy pictures. Effort 2 is the cheapest within +5% bytes.
+WEBP_EFFORT: Final = 2
+# libvips's default AVIF effort (libaom cpu-used 5).
+AVIF_EFFORT: Final = 4
 
 # Resize from an already-made rendition only if it is at least this much larger than the
 # target: Lanczos from 2x keeps full sharpness, and the source is 4x fewer pixels than 1x bigger.
 CASCADE_MIN_RATIO: Final = 2.0
 
-_RESAMPLE: Final = Image.Resampling.LANCZOS
-_CORRUPT_ERRORS: Final = (OSError, SyntaxError, ValueError, EOFError)
+_KEEP_NO_METADATA: Final = pyvips.enums.ForeignKeep.NONE
+
+
+def _configure_libvips() -> None:
+    # A render process is one core's worth of work (the worker runs one process per core), so
+    # libvips's thread pool would only add switching. Its operation cache would keep pixels of
+    # past originals alive across renders: off. Loaders other than the ones we name are blocked.
+    pyvips.concurrency_set(1)
+    pyvips.cache_set_max(0)
+    pyvips.block_untrusted_set(True)
+
+
+_configure_libvips()
 
 
 @dataclass(frozen=True)
@@ -104,17 +120,23 @@ class _Plan:
         return self.size[0] / (self.crop[2] - self.crop[0])
 
     @property
+    def smart_crop(self) -> str | None:
+        """libvips's `interesting` for a cover preset that picks its crop from the picture."""
+        preset = self.preset
+        return preset.crop if preset.fit == "cover" and preset.crop != "centre" else None
+
+    @property
     def output_key(self) -> tuple[object, ...]:
         """Equal keys encode to equal bytes."""
         preset = self.preset
-        return (self.size, self.crop, preset.format, preset.quality)
+        return (self.size, self.crop, self.smart_crop, preset.format, preset.quality)
 
 
 @dataclass(frozen=True)
 class _Source:
     """The whole upright picture at some scale: the decode, or an uncropped rendition."""
 
-    image: Image.Image
+    image: pyvips.Image
     scale_x: float
     scale_y: float
 
@@ -128,26 +150,18 @@ def render(
 ) -> RenderResult:
     """Validate, then render every preset. Raises ImageRejected for an image we will not serve;
     any other exception is a bug or a resource problem, not a verdict on the image."""
-    with our_pixel_limits_only():
+    with our_pixel_limits_only(), decoder_errors_rejected():
         image, probe = open_checked(
             data, declared_content_type=declared_content_type, limits=limits
         )
         with image:
-            try:
-                orientation = read_orientation(image)
-                width, height = upright_size(image.size, orientation)
-                plans = [_plan(preset, width, height) for preset in presets]
-                min_scale = max((plan.scale for plan in plans), default=0.0)
-                decoded = decode_upright_srgb(image, orientation=orientation, min_scale=min_scale)
-            except _CORRUPT_ERRORS as exc:
-                raise ImageRejected(
-                    RejectionCode.CORRUPT_IMAGE, f"the image cannot be decoded: {exc}"
-                ) from exc
-    renditions, smallest = _render_plans(decoded, plans, width, height)
+            original = open_original(data, image, probe)
+        plans = [_plan(preset, original.width, original.height) for preset in presets]
+        renditions, smallest = _render_plans(original, plans)
     placeholder = make_placeholder(smallest)
     return RenderResult(
-        width=width,
-        height=height,
+        width=original.width,
+        height=original.height,
         renditions=renditions,
         format=probe.format,
         frames=probe.frames,
@@ -160,8 +174,7 @@ def _plan(preset: Preset, width: int, height: int) -> _Plan:
     """Output size and crop for one preset. Never upscales: an original smaller than an
     `inside` box keeps its size; for `cover`, the largest crop of the box's shape."""
     if preset.fit == "inside":
-        scale = min(1.0, preset.width / width, preset.height / height)
-        size = (max(1, round(width * scale)), max(1, round(height * scale)))
+        size = _scaled_size(width, height, min(1.0, preset.width / width, preset.height / height))
         return _Plan(preset, size, (0.0, 0.0, float(width), float(height)))
     shrink = min(1.0, width / preset.width, height / preset.height)
     size = (max(1, round(preset.width * shrink)), max(1, round(preset.height * shrink)))
@@ -171,10 +184,18 @@ def _plan(preset: Preset, width: int, height: int) -> _Plan:
     return _Plan(preset, size, (left, top, left + crop_width, top + crop_height))
 
 
+def _scaled_size(width: int, height: int, scale: float) -> tuple[int, int]:
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
 def _render_plans(
-    decoded: Image.Image, plans: Sequence[_Plan], width: int, height: int
+    original: Original, plans: Sequence[_Plan]
 ) -> tuple[list[Rendition], Image.Image]:
     """Renditions in preset order, and the smallest uncropped image made (for the placeholder)."""
+    width, height = original.width, original.height
+    placeholder_scale = min(1.0, PLACEHOLDER_INPUT_SIDE / max(width, height))
+    base_scale = max((plan.scale for plan in plans), default=placeholder_scale)
+    decoded = decode_at(original, _scaled_size(width, height, base_scale))
     sources = [_Source(decoded, decoded.width / width, decoded.height / height)]
     encoded: dict[tuple[object, ...], Rendition] = {}
     for plan in sorted(plans, key=lambda plan: plan.scale, reverse=True):
@@ -195,7 +216,7 @@ def _render_plans(
         first = encoded[plan.output_key]
         shares_with = None if first.name == plan.preset.name else first.name
         renditions.append(_renamed(first, plan.preset.name, shares_with))
-    return renditions, sources[-1].image
+    return renditions, _to_pillow(sources[-1].image)
 
 
 def _pick_source(plan: _Plan, sources: Sequence[_Source]) -> _Source:
@@ -210,32 +231,56 @@ def _pick_source(plan: _Plan, sources: Sequence[_Source]) -> _Source:
     return sources[0]
 
 
-def _resize(plan: _Plan, source: _Source) -> Image.Image:
+def _resize(plan: _Plan, source: _Source) -> pyvips.Image:
+    image = source.image
+    if plan.smart_crop is not None:
+        # libvips picks the box from the picture (its most salient or busiest part): scale the
+        # whole picture to cover the box, then let it choose where to cut.
+        covering = (
+            max(plan.size[0], round(image.width * plan.scale / source.scale_x)),
+            max(plan.size[1], round(image.height * plan.scale / source.scale_y)),
+        )
+        cropped = _scaled(image, covering).smartcrop(*plan.size, interesting=plan.smart_crop)
+        return cropped.copy_memory()
     left, top, right, bottom = plan.crop
-    box = (
-        left * source.scale_x,
-        top * source.scale_y,
-        right * source.scale_x,
-        bottom * source.scale_y,
-    )
-    if plan.size == source.image.size and box == (0, 0, *source.image.size):
-        return source.image  # already the right size (the original is smaller than the box)
-    return source.image.resize(plan.size, _RESAMPLE, box=box)
+    x0, x1 = round(left * source.scale_x), round(right * source.scale_x)
+    y0, y1 = round(top * source.scale_y), round(bottom * source.scale_y)
+    x0, y0 = min(x0, image.width - 1), min(y0, image.height - 1)
+    x1, y1 = max(x0 + 1, min(x1, image.width)), max(y0 + 1, min(y1, image.height))
+    if (x0, y0, x1, y1) != (0, 0, image.width, image.height):
+        image = image.extract_area(x0, y0, x1 - x0, y1 - y0)
+    return _scaled(image, plan.size).copy_memory()
 
 
-def _encode(image: Image.Image, preset: Preset) -> bytes:
-    buffer = io.BytesIO()
+def _scaled(image: pyvips.Image, size: tuple[int, int]) -> pyvips.Image:
+    """Lanczos to exactly `size`; alpha premultiplied, so transparent pixels lend no colour."""
+    if (image.width, image.height) == size:
+        return image
+    hscale, vscale = size[0] / image.width, size[1] / image.height
+    if image.bands == 4:
+        resized = image.premultiply().resize(hscale, vscale=vscale).unpremultiply()
+        return resized.cast("uchar")
+    return image.resize(hscale, vscale=vscale)
+
+
+def _encode(image: pyvips.Image, preset: Preset) -> bytes:
+    quality = preset.quality
     if preset.format == "jpeg":
-        if image.mode == "RGBA":
-            flat = Image.new("RGB", image.size, JPEG_BACKGROUND)
-            flat.paste(image, mask=image.getchannel("A"))
-            image = flat
-        image.save(buffer, format="JPEG", quality=preset.quality)
+        if image.bands == 4:
+            image = image.flatten(background=list(JPEG_BACKGROUND)).cast("uchar")
+        data = image.jpegsave_buffer(Q=quality, optimize_coding=True, keep=_KEEP_NO_METADATA)
     elif preset.format == "webp":
-        image.save(buffer, format="WEBP", quality=preset.quality, method=WEBP_METHOD)
+        data = image.webpsave_buffer(Q=quality, effort=WEBP_EFFORT, keep=_KEEP_NO_METADATA)
     else:
-        image.save(buffer, format="AVIF", quality=preset.quality)
-    return buffer.getvalue()
+        data = image.heifsave_buffer(
+            Q=quality, compression="av1", effort=AVIF_EFFORT, bitdepth=8, keep=_KEEP_NO_METADATA
+        )
+    return bytes(data)
+
+
+def _to_pillow(image: pyvips.Image) -> Image.Image:
+    mode = "RGBA" if image.bands == 4 else "RGB"
+    return Image.frombytes(mode, (image.width, image.height), image.write_to_memory())
 
 
 def _renamed(rendition: Rendition, name: str, shares_with: str | None) -> Rendition:

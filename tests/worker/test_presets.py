@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from worker import presets
 from worker.renditions import DEFAULT_PRESETS, Preset, parse_presets
 
 
@@ -51,7 +52,12 @@ def test_presets_parse_round_trips_the_defaults() -> None:
         ('[{"name": "a", "width": 1, "height": 1, "quality": 101}]', "quality must be"),
         ('[{"name": "a", "width": 1, "height": 1, "format": "png"}]', "format must be one of"),
         ('[{"name": "a", "width": 1, "height": 1, "fit": "fill"}]', "fit must be one of"),
-        ('[{"name": "a", "width": 1, "height": 1, "crop": 1}]', "unknown fields ['crop']"),
+        ('[{"name": "a", "width": 1, "height": 1, "gravity": 1}]', "unknown fields ['gravity']"),
+        ('[{"name": "a", "width": 1, "height": 1, "crop": "top"}]', "crop must be one of"),
+        (
+            '[{"name": "a", "width": 1, "height": 1, "crop": "attention"}]',
+            "crop 'attention' needs fit 'cover'",
+        ),
         (
             '[{"name": "a", "width": 1, "height": 1}, {"name": "a", "width": 2, "height": 2}]',
             "repeated: a",
@@ -71,7 +77,25 @@ def test_preset_version_changes_with_every_setting_and_only_then() -> None:
         Preset("thumb", 128, 128, format="avif"),
         Preset("thumb", 128, 128, quality=81),
         Preset("thumb", 128, 128, fit="cover"),
+        Preset("thumb", 128, 128, fit="cover", crop="attention"),
+        Preset("thumb", 128, 128, fit="cover", crop="entropy"),
     ]
 
     assert Preset("thumb", 128, 128).version == base.version
     assert len({base.version, *(preset.version for preset in changed)}) == 1 + len(changed)
+
+
+def test_preset_version_changes_with_the_render_engine(monkeypatch: pytest.MonkeyPatch) -> None:
+    """New engine bytes land under new keys: a rendition URL never starts meaning other bytes."""
+    before = [preset.version for preset in DEFAULT_PRESETS]
+    assert presets.ENGINE.startswith(f"picforge-render/{presets.ENGINE_REVISION} libvips/8.")
+
+    monkeypatch.setattr(presets, "ENGINE", presets.ENGINE.replace("libvips/", "libvips/9"))
+
+    after = [preset.version for preset in DEFAULT_PRESETS]
+    assert all(old != new for old, new in zip(before, after, strict=True))
+
+
+def test_presets_parse_takes_a_crop_for_cover() -> None:
+    text = json.dumps([{"name": "a", "width": 9, "height": 9, "fit": "cover", "crop": "entropy"}])
+    assert parse_presets(text) == (Preset("a", 9, 9, fit="cover", crop="entropy"),)

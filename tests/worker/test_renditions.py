@@ -13,15 +13,16 @@ import pytest
 from PIL import Image, ImageChops, ImageDraw, ImageStat
 
 from tests.pictures import decode, encode, mean_difference
-from worker.decoding import decode_upright_srgb
+from worker.decoding import decode_at, open_original
 from worker.renditions import (
     DEFAULT_PRESETS,
-    WEBP_METHOD,
+    WEBP_EFFORT,
     ImageRejected,
     Preset,
     RenderResult,
     render,
 )
+from worker.validation import Probe
 
 IMAGES = Path(__file__).resolve().parents[2].parent / "shared/testdata/images"
 GOOD = sorted(path.name for path in (IMAGES / "good").iterdir())
@@ -161,10 +162,14 @@ def test_render_animation_gives_a_still_of_the_first_frame(
         assert mean_difference(still, frames[0]) < 4
 
 
-def test_render_decodes_large_jpeg_at_reduced_scale() -> None:
-    with Image.open(io.BytesIO(encode(photo_like((2400, 1600)), "JPEG", quality=90))) as jpeg:
-        decoded = decode_upright_srgb(jpeg, orientation=1, min_scale=640 / 2400)
-    assert decoded.size == (1200, 800)  # libjpeg's 1/2 scale: 2x the 640 px box, >= 1.5x
+def test_render_decodes_straight_to_the_largest_rendition_size() -> None:
+    data = encode(photo_like((2400, 1600)), "JPEG", quality=90)
+    with Image.open(io.BytesIO(data)) as jpeg:
+        probe = Probe(format="JPEG", width=2400, height=1600, frames=1)
+        original = open_original(data, jpeg, probe)
+    decoded = decode_at(original, (640, 427))
+    assert (decoded.width, decoded.height, decoded.bands) == (640, 427, 3)
+    assert decoded.format == "uchar" and decoded.interpretation == "srgb"
 
 
 def psnr(first: Image.Image, second: Image.Image) -> float:
@@ -185,7 +190,7 @@ def test_render_draft_and_cascade_lose_almost_nothing_against_a_full_decode() ->
         full.load()
         for rendition in result.renditions:
             reference = full.resize((rendition.width, rendition.height), Image.Resampling.LANCZOS)
-            same_encode = encode(reference, "WEBP", quality=90, method=WEBP_METHOD)
+            same_encode = encode(reference, "WEBP", quality=90, method=WEBP_EFFORT)
             with decode(same_encode) as encoded_reference:
                 reference_psnr = psnr(encoded_reference, reference)
             with decode(rendition.data) as image:
@@ -204,3 +209,81 @@ def test_render_result_and_rejection_cross_a_process_pool() -> None:
     assert isinstance(rejected, ImageRejected)
     assert rejected.code == "corrupt_image"
     assert pickle.loads(pickle.dumps(result)) == result
+
+
+def off_centre_subject() -> Image.Image:
+    """A quiet blue-grey gradient with a busy, skin-toned subject near its left edge."""
+    background = (
+        Image.linear_gradient("L").rotate(90).resize((600, 300)).point(lambda v: 90 + v // 8)
+    )
+    image = Image.merge("RGB", (background, background, background.point(lambda v: v + 40)))
+    subject = Image.effect_noise((120, 120), 60).point(lambda v: v // 2)
+    skin = Image.merge(
+        "RGB",
+        (
+            subject.point(lambda v: 170 + v),
+            subject.point(lambda v: 110 + v),
+            subject.point(lambda v: 80 + v),
+        ),
+    )
+    mask = Image.new("L", (120, 120))
+    ImageDraw.Draw(mask).ellipse((0, 0, 119, 119), fill=255)
+    image.paste(skin, (40, 90), mask)
+    return image
+
+
+def subject_share(image: Image.Image) -> float:
+    """How much of the picture is the subject: pixels much redder than blue."""
+    red, _, blue = image.convert("RGB").split()
+    redder = ImageChops.subtract(red, blue).point(lambda value: 255 if value > 60 else 0)
+    return redder.histogram()[255] / (image.width * image.height)
+
+
+@pytest.mark.parametrize("crop", ["attention", "entropy"])
+def test_render_cover_smart_crop_keeps_an_off_centre_subject_in_frame(crop: str) -> None:
+    data = encode(off_centre_subject(), "PNG")
+    presets = [
+        Preset("centre", 150, 150, fit="cover", quality=95),
+        Preset("smart", 150, 150, fit="cover", quality=95, crop=crop),  # type: ignore[arg-type]
+    ]
+    centre, smart = render(data, presets=presets).renditions
+    assert (smart.width, smart.height) == (150, 150)
+    with decode(centre.data) as centred, decode(smart.data) as cropped:
+        assert subject_share(centred) < 0.01  # guard: the centre crop loses the subject
+        # The whole disc (120 px across of the 300 px high original, so 60 px here) is in frame:
+        # pi * 30^2 / 150^2 is 12.6% of the square.
+        assert subject_share(cropped) > 0.10
+
+
+@pytest.mark.parametrize(
+    ("image_format", "params"),
+    [
+        ("PNG", {}),
+        ("PNG", {"interlace": 1}),
+        ("JPEG", {}),
+        ("JPEG", {"progressive": True}),
+        ("WEBP", {"lossless": True}),
+        ("GIF", {}),
+        ("AVIF", {}),
+        ("HEIF", {}),
+    ],
+)
+def test_render_rejects_a_truncated_original_instead_of_serving_part(
+    image_format: str, params: dict[str, object]
+) -> None:
+    """No partial renders: an original cut short (an upload that stopped, a damaged file) is
+    corrupt, never a rendition with its missing rows filled in grey or black."""
+    data = encode(photo_like((600, 400)), image_format, **params)
+    with pytest.raises(ImageRejected) as rejected:
+        render(data[: len(data) * 2 // 3], presets=[Preset("out", 300, 300)])
+    assert rejected.value.code == "corrupt_image"
+
+
+@pytest.mark.parametrize("params", [{}, {"interlace": 1}])
+def test_render_rejects_a_png_with_damaged_pixel_data(params: dict[str, object]) -> None:
+    data = bytearray(encode(photo_like((600, 400)), "PNG", **params))
+    middle = len(data) * 2 // 3
+    data[middle : middle + 64] = bytes(value ^ 0x5A for value in data[middle : middle + 64])
+    with pytest.raises(ImageRejected) as rejected:
+        render(bytes(data), presets=[Preset("out", 300, 300)])
+    assert rejected.value.code == "corrupt_image"

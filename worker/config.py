@@ -43,7 +43,7 @@ class WorkerSettings(AwsSettings, DatabaseSettings):
     render_cpu_s_per_mp: float = Field(0.25, ge=0)
     render_cpu_max_s: float = Field(30.0, gt=0)
     max_jpeg_scans: int = Field(100, ge=1)
-    max_metadata_bytes: int = Field(16 * 1024 * 1024, ge=0)
+    max_metadata_bytes: int = Field(8 * 1024 * 1024, ge=0)
     # A JSON array of presets (see `worker.presets.parse_presets`).
     presets: Annotated[tuple[Preset, ...], NoDecode, BeforeValidator(_presets_from_json)] = (
         DEFAULT_PRESETS

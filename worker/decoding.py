@@ -38,7 +38,7 @@ LIBVIPS_LOADERS: Final[dict[str, str]] = {
 
 # NOTE: thumbnail_buffer's own `fail_on` does not reach the loader in libvips 8.18 (a truncated
 # JPEG decodes, its missing rows grey); the loader option string does.
-_LOAD_OPTIONS: Final = "[fail_on=error]"
+_LOAD_OPTIONS: Final = "[fail_on=warning]"
 _PILLOW_ERRORS: Final = (OSError, SyntaxError, ValueError, EOFError)
 
 

@@ -35,6 +35,7 @@ from worker.events import Event, ObjectCreated, ReprocessRequested
 from worker.pool import LIMIT_CODES, RenderLimitExceeded, RenderPool
 from worker.render_job import render_within_budget
 from worker.renditions import REJECTION_CODES, ImageRejected, Limits, Preset, RenderResult
+from worker.sandbox import Usage
 
 if TYPE_CHECKING:
     from types_aiobotocore_s3 import S3Client
@@ -131,13 +132,17 @@ async def process_original(
             declared_content_type=declared_type,
             cpu_s=context.budget.cpu_max_s,
         )
-    except ImageRejected as rejected:
-        return await fail(context, image_id, rejected.code, rejected.message)
     except RenderLimitExceeded as overrun:
-        return await fail(context, image_id, overrun.code, overrun.detail)
+        return await fail(
+            context, image_id, overrun.code, f"{overrun.detail} ({cost(overrun.usage)})"
+        )
+    if isinstance(finished.error, ImageRejected):
+        rejected = finished.error
+        return await fail(
+            context, image_id, rejected.code, f"{rejected.message} ({cost(finished.usage)})"
+        )
+    result = finished.result()  # any other error is a bug or a resource problem: retried
     render_s = time.perf_counter() - started
-    result, usage = finished.value, finished.usage
-    peak_mib = (usage.peak_rss_bytes or 0) / 2**20
 
     stored = await store_renditions(context, image_id=image_id, result=result)
     stale_keys = await records.record_ready(
@@ -155,16 +160,20 @@ async def process_original(
     # Renditions of presets no longer configured. Their rows are gone already: a failure here
     # leaves unreferenced objects, never a reference to a missing one.
     await delete_objects(context, stale_keys)
-    detail = (
-        f"{len(stored)} renditions (render {render_s:.3f} s, {usage.cpu_s:.3f} s CPU, "
-        f"peak {peak_mib:.0f} MiB)"
-    )
+    detail = f"{len(stored)} renditions (render {render_s:.3f} s, {cost(finished.usage)})"
     return Outcome("ready", detail, image_id=image_id)
+
+
+def cost(usage: Usage) -> str:
+    """A render's cost as the log states it (a killed child's peak is unknown: `peak_mib=-`)."""
+    peak = usage.peak_rss_bytes
+    return f"cpu_s={usage.cpu_s:.3f} peak_mib={'-' if peak is None else round(peak / 2**20)}"
 
 
 async def fail(context: RenderContext, image_id: uuid.UUID, code: str, detail: str) -> Outcome:
     """Record `code` with its client message; `detail` (ours or a library's) is for the log."""
     message = client_message(code)
+    detail = " ".join(detail.split())  # one log line per outcome, whatever a codec said
     if await records.record_failure(context.sessions, image_id, code=code, message=message):
         return Outcome("failed", detail, image_id, code)
     # A `ready` image being reprocessed keeps its renditions; a deleted one has none.

@@ -17,12 +17,16 @@ class Structure:
     scans: int = 0  # JPEG: start-of-scan markers in the first picture
     frames: int = 0  # APNG and WebP: frame chunks (fcTL, ANMF); 0 for a still or other formats
     metadata_bytes: int = 0  # EXIF, ICC, XMP, comments and text, as stored
+    # The decoder must hold the whole frame before the first row comes out: a progressive
+    # JPEG (all its DCT coefficients) or an interlaced PNG; others stream, or shrink on load.
+    whole_frame: bool = False
 
 
 # After an SOS header comes entropy-coded data, in which 0xFF is followed by 0x00 (a stuffed
 # byte), a restart marker (D0-D7) or another 0xFF (fill): any other byte ends the scan's data.
 _NEXT_MARKER: Final = re.compile(rb"\xff[\x01-\xcf\xd8-\xfe]")
 _JPEG_METADATA: Final = frozenset({0xFE, *range(0xE1, 0xF0)})  # COM, APP1-APP15 (not JFIF's)
+_PROGRESSIVE_FRAMES: Final = frozenset({0xC2, 0xC6, 0xCA, 0xCE})  # SOF2, 6, 10, 14
 _PNG_METADATA: Final = frozenset({b"iCCP", b"tEXt", b"zTXt", b"iTXt", b"eXIf"})
 _WEBP_METADATA: Final = frozenset({b"ICCP", b"EXIF", b"XMP "})
 
@@ -40,6 +44,7 @@ def read_structure(data: bytes) -> Structure:
 
 def _jpeg(data: bytes) -> Structure:
     scans = metadata = 0
+    progressive = False
     position = 2
     while position + 4 <= len(data):
         if data[position] != 0xFF:
@@ -56,6 +61,8 @@ def _jpeg(data: bytes) -> Structure:
         (length,) = struct.unpack_from(">H", data, position + 2)
         if marker in _JPEG_METADATA:
             metadata += length
+        elif marker in _PROGRESSIVE_FRAMES:
+            progressive = True
         position += 2 + length
         if marker == 0xDA:
             scans += 1
@@ -63,11 +70,12 @@ def _jpeg(data: bytes) -> Structure:
             if found is None:
                 break
             position = found.start()
-    return Structure(scans=scans, metadata_bytes=metadata)
+    return Structure(scans=scans, metadata_bytes=metadata, whole_frame=progressive)
 
 
 def _png(data: bytes) -> Structure:
     frames = metadata = 0
+    interlaced = len(data) > 28 and data[28] != 0  # IHDR's interlace method (Adam7)
     position = 8
     while position + 8 <= len(data):
         length, kind = struct.unpack_from(">I4s", data, position)
@@ -78,7 +86,7 @@ def _png(data: bytes) -> Structure:
         elif kind == b"IEND":
             break
         position += 12 + length
-    return Structure(frames=frames, metadata_bytes=metadata)
+    return Structure(frames=frames, metadata_bytes=metadata, whole_frame=interlaced)
 
 
 def _webp(data: bytes) -> Structure:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import multiprocessing
+import os
 import signal
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -54,11 +55,12 @@ _CRASH_SIGNALS: Final = frozenset(
 class RenderLimitExceeded(Exception):
     """The job overran a limit (or crashed its process); its child is already replaced."""
 
-    def __init__(self, reason: KillReason, detail: str) -> None:
+    def __init__(self, reason: KillReason, detail: str, usage: Usage) -> None:
         super().__init__(detail)
         self.reason = reason
         self.code = LIMIT_CODES[reason]
         self.detail = detail
+        self.usage = usage  # a killed child's peak memory is unknown, and under its cap
 
 
 class RenderProcessDied(Exception):
@@ -67,8 +69,16 @@ class RenderProcessDied(Exception):
 
 @dataclass(frozen=True)
 class Finished(Generic[V]):
-    value: V
+    """A job's return value, or the exception it raised (`error`), and what it cost."""
+
+    value: V | None
     usage: Usage
+    error: Exception | None = None
+
+    def result(self) -> V:
+        if self.error is not None:
+            raise self.error
+        return cast(V, self.value)
 
 
 class _Slot:
@@ -139,15 +149,15 @@ class RenderPool:
     async def run(
         self, function: Callable[..., T], /, *args: object, cpu_s: float, **kwargs: object
     ) -> T:
-        return (await self.run_measured(function, *args, cpu_s=cpu_s, **kwargs)).value
+        return (await self.run_measured(function, *args, cpu_s=cpu_s, **kwargs)).result()
 
     async def run_measured(
         self, function: Callable[..., T], /, *args: object, cpu_s: float, **kwargs: object
     ) -> Finished[T]:
         """`function(*args, **kwargs)` in a render child, with at most `cpu_s` of CPU time.
 
-        Raises what the function raised; `RenderLimitExceeded` on an overrun or a crash;
-        `RenderProcessDied` if the child was killed from outside."""
+        What the function raised comes back in `Finished.error`. Raises `RenderLimitExceeded`
+        on an overrun or a crash; `RenderProcessDied` if the child was killed from outside."""
         if self._idle is None:
             self._idle = asyncio.Queue()
             for slot in self._slots:
@@ -189,23 +199,26 @@ class RenderPool:
         if outcome == "memory":
             self._replace(slot, "memory")
             raise RenderLimitExceeded(
-                "memory", f"out of memory at the render process's cap of {self.memory_bytes} B"
+                "memory",
+                f"out of memory at the render process's cap of {self.memory_bytes} B",
+                usage,
             )
         if outcome == "error":
-            raise cast(BaseException, value)
+            return Finished(None, usage, cast(Exception, value))
         return Finished(cast(T, value), usage)
 
     def _died(self, slot: _Slot, process: BaseProcess) -> Exception:
+        usage = Usage(_cpu_time_of_dead(process.pid), None)  # before the join reaps it
         process.join(timeout=5)
         exitcode = process.exitcode
         signum = -exitcode if exitcode is not None and exitcode < 0 else None
         if signum == signal.SIGXCPU:
             self._replace(slot, "cpu")
-            return RenderLimitExceeded("cpu", "the render ran out of its CPU-time budget")
+            return RenderLimitExceeded("cpu", "the render ran out of its CPU-time budget", usage)
         if signum is not None and signum in _CRASH_SIGNALS:
             self._replace(slot, "crash")
             name = signal.Signals(signum).name
-            return RenderLimitExceeded("crash", f"the render process crashed ({name})")
+            return RenderLimitExceeded("crash", f"the render process crashed ({name})", usage)
         self._replace(slot, "died")
         return RenderProcessDied(f"the render process exited ({exitcode})")
 
@@ -222,6 +235,18 @@ class RenderPool:
         (nobody awaits it), and waiting for it could outlast the container's stop timeout."""
         for slot in self._slots:
             slot.discard()
+
+
+def _cpu_time_of_dead(pid: int | None) -> float:
+    """The CPU time of a child that has exited but is not reaped yet (a zombie keeps its
+    /proc/<pid>/stat), in seconds; 0 if it cannot be read. Counts every job the child ran."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return 0.0
+    # Fields 14 and 15 (utime, stime) of proc(5), counted here from field 3 (state).
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def _readable(connection: Connection, process: BaseProcess) -> None:

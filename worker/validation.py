@@ -88,7 +88,7 @@ class Limits:
     # libjpeg-turbo refuses more than `max_scans` when asked (its fuzzers use 500); encoders
     # make 10 or so for a progressive JPEG, and every scan is a pass over the coefficients.
     max_jpeg_scans: int = 100
-    max_metadata_bytes: int = 16 * 1024 * 1024  # ICC profiles of print workflows reach a few MB
+    max_metadata_bytes: int = 8 * 1024 * 1024  # ICC profiles of print workflows reach a few MB
     # Animations are served as uploaded too, so their whole-animation cost is capped: 1 Gpx is
     # e.g. 500 frames of 1920x1080, about 4 GB for a browser that decodes them all.
     max_frames: int = 1_000
@@ -137,7 +137,7 @@ def open_checked(
             declared_content_type=declared_content_type,
             limits=limits,
             data_bytes=len(data),
-            structure_frames=structure.frames,
+            structure=structure,
         )
     except BaseException:
         image.close()
@@ -159,12 +159,20 @@ def check_structure(structure: Structure, limits: Limits) -> None:
         )
 
 
-def pixel_limit(format_name: str, *, limits: Limits, data_bytes: int) -> int | None:
+def pixel_limit(
+    format_name: str, *, limits: Limits, data_bytes: int, whole_frame: bool = False
+) -> int | None:
     """The most pixels one frame of this format may have, or None for no limit."""
     candidates = [limits.max_pixels] if limits.max_pixels is not None else []
     if limits.memory_bytes is not None:
+        memory_bytes = limits.memory_bytes
         candidates.append(
-            max_pixels_for(format_name, memory_bytes=limits.memory_bytes, data_bytes=data_bytes)
+            max_pixels_for(
+                format_name,
+                memory_bytes=memory_bytes,
+                data_bytes=data_bytes,
+                whole_frame=whole_frame,
+            )
         )
     return min(candidates, default=None)
 
@@ -175,7 +183,7 @@ def check_header(
     declared_content_type: str | None,
     limits: Limits,
     data_bytes: int = 0,
-    structure_frames: int = 0,
+    structure: Structure | None = None,
 ) -> Probe:
     sniffed = _FORMAT_ALIASES.get(image.format or "", image.format or "unknown")
     if sniffed not in ACCEPTED_FORMATS:
@@ -185,15 +193,18 @@ def check_header(
     width, height = image.size
     if width <= 0 or height <= 0:
         raise ImageRejected(RejectionCode.CORRUPT_IMAGE, f"the header declares {width}x{height}")
-    max_pixels = pixel_limit(sniffed, limits=limits, data_bytes=data_bytes)
+    structure = structure or Structure()
+    max_pixels = pixel_limit(
+        sniffed, limits=limits, data_bytes=data_bytes, whole_frame=structure.whole_frame
+    )
     if max_pixels is not None and width * height > max_pixels:
         raise ImageRejected(
             RejectionCode.PIXEL_LIMIT_EXCEEDED,
             f"{width}x{height} is {width * height:,} pixels, over the limit of "
-            f"{max_pixels:,} for {sniffed}",
+            f"{max_pixels:,} for {'a whole-frame ' if structure.whole_frame else ''}{sniffed}",
         )
     # A header's frame count may understate the frame chunks that follow it.
-    frames = max(_count_frames(image), structure_frames)
+    frames = max(_count_frames(image), structure.frames)
     if frames > limits.max_frames:
         raise ImageRejected(
             RejectionCode.ANIMATION_LIMIT_EXCEEDED,

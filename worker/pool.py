@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import multiprocessing
-import os
 import signal
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -177,14 +177,22 @@ class RenderPool:
         cpu_s: float,
     ) -> Finished[T]:
         process, connection = slot.ensure_started()
+        budget_s = cpu_s  # until the job lowers it (it says so: `sandbox.limit_cpu`)
         try:
             # In a thread: a pipe takes 64 KiB before it blocks, an original is megabytes, and
             # a child still starting reads nothing yet. The event loop must not wait on it.
             await asyncio.to_thread(connection.send, (function, args, kwargs, cpu_s))
-            await _readable(connection, process)
             reply: sandbox.Reply = None
-            if connection.poll():
-                reply = await asyncio.to_thread(connection.recv)
+            while True:
+                await _readable(connection, process)
+                if not connection.poll():
+                    break  # it died
+                message = await asyncio.to_thread(connection.recv)
+                if isinstance(message, sandbox.BudgetLowered):
+                    budget_s = message.cpu_s
+                    continue
+                reply = message
+                break
         except (EOFError, OSError, BrokenPipeError):
             reply = None  # it died while we talked to it
         except BaseException:
@@ -194,7 +202,7 @@ class RenderPool:
             self._replace(slot, "cancelled")
             raise
         if reply is None:
-            raise self._died(slot, process)
+            raise self._died(slot, process, budget_s)
         outcome, value, usage = reply
         if outcome == "memory":
             self._replace(slot, "memory")
@@ -207,14 +215,18 @@ class RenderPool:
             return Finished(None, usage, cast(Exception, value))
         return Finished(cast(T, value), usage)
 
-    def _died(self, slot: _Slot, process: BaseProcess) -> Exception:
-        usage = Usage(_cpu_time_of_dead(process.pid), None)  # before the join reaps it
+    def _died(self, slot: _Slot, process: BaseProcess, budget_s: float) -> Exception:
+        # A killed child's peak memory is unknown (and under its cap); at SIGXCPU, its CPU time
+        # was its budget, to the whole second the kernel counts in.
+        usage = Usage(float(math.ceil(budget_s)), None)
         process.join(timeout=5)
         exitcode = process.exitcode
         signum = -exitcode if exitcode is not None and exitcode < 0 else None
         if signum == signal.SIGXCPU:
             self._replace(slot, "cpu")
-            return RenderLimitExceeded("cpu", "the render ran out of its CPU-time budget", usage)
+            return RenderLimitExceeded(
+                "cpu", f"the render ran out of its CPU-time budget of {budget_s:.1f} s", usage
+            )
         if signum is not None and signum in _CRASH_SIGNALS:
             self._replace(slot, "crash")
             name = signal.Signals(signum).name
@@ -235,18 +247,6 @@ class RenderPool:
         (nobody awaits it), and waiting for it could outlast the container's stop timeout."""
         for slot in self._slots:
             slot.discard()
-
-
-def _cpu_time_of_dead(pid: int | None) -> float:
-    """The CPU time of a child that has exited but is not reaped yet (a zombie keeps its
-    /proc/<pid>/stat), in seconds; 0 if it cannot be read. Counts every job the child ran."""
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            fields = stat.read().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return 0.0
-    # Fields 14 and 15 (utime, stime) of proc(5), counted here from field 3 (state).
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def _readable(connection: Connection, process: BaseProcess) -> None:

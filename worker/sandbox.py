@@ -38,10 +38,18 @@ class Usage:
     peak_rss_bytes: int | None  # None where the kernel cannot reset the peak per job
 
 
+@dataclass(frozen=True)
+class BudgetLowered:
+    """Sent to the parent when a job lowers its budget, so a kill can be reported as such."""
+
+    cpu_s: float
+
+
 @dataclass
 class _Budget:
     started_cpu_s: float = 0.0
     allowed_s: float = math.inf
+    connection: Connection | None = None
 
 
 _budget = _Budget()
@@ -55,6 +63,8 @@ def cpu_time_s() -> float:
 def limit_cpu(seconds: float) -> None:
     """Lower the running job's CPU budget to `seconds` from its start (never raise it)."""
     _set_budget(min(seconds, _budget.allowed_s))
+    if _budget.connection is not None:
+        _budget.connection.send(BudgetLowered(_budget.allowed_s))
 
 
 def _set_budget(seconds: float) -> None:
@@ -79,6 +89,7 @@ def serve(connection: Connection, memory_bytes: int | None, preload: tuple[str, 
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # a SIGXCPU would otherwise dump core
     if memory_bytes is not None:
         resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
+    _budget.connection = connection
     while True:
         try:
             function, args, kwargs, cpu_s = connection.recv()

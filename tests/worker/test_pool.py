@@ -77,8 +77,9 @@ async def test_render_pool_kills_a_job_over_its_cpu_budget_and_replaces_the_chil
 async def test_render_pool_job_can_only_lower_its_budget() -> None:
     pool = RenderPool(1)
     try:
-        with pytest.raises(RenderLimitExceeded, match="CPU"):
+        with pytest.raises(RenderLimitExceeded, match="CPU") as lowered:
             await pool.run(spin_within, 1, 60, cpu_s=30)  # lowered to 1 s
+        assert lowered.value.usage.cpu_s == 1  # the kill is reported at the lowered budget
         with pytest.raises(RenderLimitExceeded, match="CPU"):
             await pool.run(spin_within, 60, 60, cpu_s=1)  # 60 s asked, 1 s allowed
         assert await pool.run(spin_within, 1, 0.1, cpu_s=30) > 0  # the next job starts fresh

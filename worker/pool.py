@@ -47,9 +47,10 @@ LIMIT_CODES: Final[dict[KillReason, str]] = {
 
 # Deaths that are the job's own doing (a codec crashing), as opposed to a SIGKILL from outside
 # (the kernel's OOM killer, which may have picked this child for a sibling's appetite).
-_CRASH_SIGNALS: Final = frozenset(
-    {signal.SIGSEGV, signal.SIGBUS, signal.SIGABRT, signal.SIGILL, signal.SIGFPE}
-)
+_CRASH_SIGNALS: Final = frozenset({signal.SIGSEGV, signal.SIGBUS, signal.SIGILL, signal.SIGFPE})
+# glib aborts the process when an allocation fails (g_malloc), which under the address-space
+# cap is how libvips runs out of memory; its codecs report errors instead of aborting.
+_OUT_OF_MEMORY_SIGNALS: Final = frozenset({signal.SIGABRT})
 
 
 class RenderLimitExceeded(Exception):
@@ -226,6 +227,11 @@ class RenderPool:
             self._replace(slot, "cpu")
             return RenderLimitExceeded(
                 "cpu", f"the render ran out of its CPU-time budget of {budget_s:.1f} s", usage
+            )
+        if signum is not None and signum in _OUT_OF_MEMORY_SIGNALS:
+            self._replace(slot, "memory")
+            return RenderLimitExceeded(
+                "memory", f"the render process aborted at its memory cap ({signum})", usage
             )
         if signum is not None and signum in _CRASH_SIGNALS:
             self._replace(slot, "crash")

@@ -9,11 +9,15 @@ that makes its decoder spin is killed after seconds, not after the ceiling.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Final
 
 from worker import sandbox
 from worker.costs import RenderBudget
-from worker.renditions import Limits, Preset, RenderResult, render
+from worker.renditions import ImageRejected, Limits, Preset, RenderResult, render
 from worker.validation import open_checked, our_pixel_limits_only
+
+# How libvips (vips_tracked_malloc, vips_malloc) says an allocation failed.
+_OUT_OF_MEMORY_SIGNS: Final = ("failed to allocate", "out of memory")
 
 
 def render_within_budget(
@@ -30,4 +34,13 @@ def render_within_budget(
         )
         image.close()
     sandbox.limit_cpu(budget.cpu_s(probe.width * probe.height))
-    return render(data, presets=presets, limits=limits, declared_content_type=declared_content_type)
+    try:
+        return render(
+            data, presets=presets, limits=limits, declared_content_type=declared_content_type
+        )
+    except ImageRejected as rejected:
+        # libvips reports a failed allocation as an error like any other, which the engine
+        # calls corrupt; under the address-space cap it is the memory budget running out.
+        if any(sign in rejected.message for sign in _OUT_OF_MEMORY_SIGNS):
+            raise MemoryError(rejected.message) from rejected
+        raise

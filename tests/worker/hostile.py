@@ -25,6 +25,7 @@ ANIMATION = "animation_limit_exceeded"
 SCANS = "scan_limit_exceeded"
 METADATA = "metadata_limit_exceeded"
 CPU = "cpu_limit_exceeded"
+MEMORY = "memory_limit_exceeded"
 
 
 @dataclass(frozen=True)

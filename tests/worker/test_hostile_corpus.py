@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import pytest
 
 from tests.worker.conftest import Images, StartWorker, png_bytes
-from tests.worker.hostile import CPU, Case, big_canvases, corpus
+from tests.worker.hostile import CPU, MEMORY, Case, big_canvases, corpus
 from worker.costs import MiB, RenderBudget
 from worker.handlers import client_message
 from worker.renditions import DEFAULT_PRESETS, Preset
@@ -143,6 +143,28 @@ async def test_hostile_render_over_its_cpu_budget_fails_at_the_first_overrun(
     assert measured.cpu_s < 5  # killed at its 1 s budget (whole seconds), not rendered
     assert worker.count("picforge_worker_render_processes_replaced_total", reason="cpu") == 1
     assert worker.count("picforge_worker_images_failed_total", code=CPU) == 1
+    assert worker.count(MESSAGES, outcome="retried") == 0
+    write_table([measured])
+
+
+async def test_hostile_render_over_its_memory_cap_fails_at_the_first_overrun(
+    images: Images, start_worker: StartWorker, caplog: pytest.LogCaptureFixture, large_png: bytes
+) -> None:
+    """The address-space cap is the backstop for a cost the bytes-per-pixel table misjudges:
+    here an 8192 px rendition of a 40 MP original in a render process capped at 400 MiB."""
+    caplog.set_level(logging.INFO, logger="worker.delivery")
+    worker = await start_worker(
+        presets=(Preset("huge", 8192, 8192, quality=90),),
+        worker_render_processes=1,
+        worker_concurrency=1,
+        render_memory_mb=400,
+    )
+    overrun = Case("40 MP PNG to 8192 px, 400 MiB cap", large_png, "image/png", MEMORY)
+
+    measured = await run_case(images, caplog, overrun, png_bytes(640, 480), budget_s=60)
+
+    assert (measured.status, measured.code) == ("failed", MEMORY)
+    assert worker.count("picforge_worker_render_processes_replaced_total", reason="memory") == 1
     assert worker.count(MESSAGES, outcome="retried") == 0
     write_table([measured])
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from typing import Annotated, Any
 
-from pydantic import BeforeValidator, Field
+from pydantic import BeforeValidator, Field, model_validator
 from pydantic_settings import NoDecode
 
 from service.config import AwsSettings, DatabaseSettings
@@ -33,8 +33,28 @@ class WorkerSettings(AwsSettings, DatabaseSettings):
     worker_max_receive_count: int | None = Field(None, ge=1, le=1000)
     worker_metrics_host: str = "0.0.0.0"  # all interfaces: the container port is published
     worker_metrics_port: int | None = Field(9100, ge=0, le=65535)  # None: no endpoint
-    max_pixels: int = Field(100_000_000, ge=1)
+    # One frame's pixels, whatever the memory; unset: the render memory alone decides.
+    max_pixels: int | None = Field(None, ge=1)
+    # Each render process's address-space cap (RLIMIT_AS); the pixel limit of every format
+    # follows from it (see worker.costs). The task needs this times the render processes.
+    render_memory_mb: int = Field(1024, ge=256)
+    # CPU time one image may take in its render process: a base, a share per megapixel, capped.
+    render_cpu_s: float = Field(2.0, gt=0)
+    render_cpu_s_per_mp: float = Field(0.25, ge=0)
+    render_cpu_max_s: float = Field(30.0, gt=0)
+    max_jpeg_scans: int = Field(100, ge=1)
+    max_metadata_bytes: int = Field(8 * 1024 * 1024, ge=0)
     # A JSON array of presets (see `worker.presets.parse_presets`).
     presets: Annotated[tuple[Preset, ...], NoDecode, BeforeValidator(_presets_from_json)] = (
         DEFAULT_PRESETS
     )
+
+    @model_validator(mode="after")
+    def _budget_fits_the_job_timeout(self) -> WorkerSettings:
+        # The job timeout is wall time for fetch, render and store; the CPU budget must end a
+        # render well inside it, so a runaway image fails on its budget, not on the timeout.
+        if self.render_cpu_max_s * 2 > self.worker_job_timeout_s:
+            raise ValueError(
+                "PICFORGE_RENDER_CPU_MAX_S must be at most half PICFORGE_WORKER_JOB_TIMEOUT_S"
+            )
+        return self

@@ -41,7 +41,7 @@ LIBVIPS_LOADERS: Final[dict[str, str]] = {
 
 # NOTE: thumbnail_source's own `fail_on` does not reach the loader in libvips 8.18 (a truncated
 # JPEG decodes, its missing rows grey); the loader option string does.
-_LOAD_OPTIONS: Final = "[fail_on=error]"
+_LOAD_OPTIONS: Final = "[fail_on=warning]"
 _PILLOW_ERRORS: Final = (OSError, SyntaxError, ValueError, EOFError)
 # 256 colours spread over the RGB cube (their first 256 bytes as greys), for the ICC probe.
 _PROBE_COLOURS: Final = bytes(

@@ -9,7 +9,9 @@ failed for a reason in the image itself, or there was nothing to do), and raises
 transient (S3, the database, a render process that died), so the message is delivered again.
 
 Besides the rejection codes of `worker.validation` (`REJECTION_CODES`), an image can fail with
-the codes in `FAILURE_CODES`.
+the codes in `FAILURE_CODES`. What a client reads in `error.message` is only ever the fixed text
+of its code (`client_message`): what went wrong in detail (exception text, which may name hosts,
+endpoints, SQL or classes) goes to the log, with the image id.
 """
 
 from __future__ import annotations
@@ -28,9 +30,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from service.models import Rendition
 from service.storage import image_id_from_original_key, original_key, rendition_key
 from worker import records
+from worker.costs import RenderBudget
 from worker.events import Event, ObjectCreated, ReprocessRequested
-from worker.pool import RenderPool
-from worker.renditions import ImageRejected, Limits, Preset, RenderResult, render
+from worker.pool import LIMIT_CODES, RenderLimitExceeded, RenderPool
+from worker.render_job import render_within_budget
+from worker.renditions import REJECTION_CODES, ImageRejected, Limits, Preset, RenderResult
+from worker.sandbox import Usage
 
 if TYPE_CHECKING:
     from types_aiobotocore_s3 import S3Client
@@ -40,12 +45,23 @@ log = logging.getLogger(__name__)
 ORIGINAL_MISSING: Final = "original_missing"
 FAILURE_CODES: Final[Mapping[str, str]] = MappingProxyType(
     {
-        records.PROCESSING_FAILED: "the queue's allowed deliveries ran out: S3, the database or "
-        "the render process kept failing, or a worker died on the image (the message is in the "
-        "DLQ; a redrive or a reprocess tries again)",
+        LIMIT_CODES["cpu"]: "rendering took more CPU time than the image's budget allows",
+        LIMIT_CODES["memory"]: "rendering needed more memory than the render process has",
+        records.PROCESSING_FAILED: "processing kept failing for reasons outside the image; a "
+        "reprocess tries again",
         ORIGINAL_MISSING: "the original is no longer in the uploads bucket",
     }
 )
+_UNKNOWN_FAILURE: Final = "the image could not be processed"
+_CLIENT_MESSAGES: Final[Mapping[str, str]] = MappingProxyType(
+    {str(code): text for code, text in REJECTION_CODES.items()} | dict(FAILURE_CODES)
+)
+
+
+def client_message(code: str) -> str:
+    """The text a client reads for a failure code: ours, fixed, free of internals."""
+    return _CLIENT_MESSAGES.get(code, _UNKNOWN_FAILURE)
+
 
 EXTENSIONS: Final = {"webp": "webp", "jpeg": "jpg", "avif": "avif"}
 # The bytes under a rendition key never change (see `rendition_key`): cache them forever.
@@ -63,6 +79,7 @@ class RenderContext:
     renditions_bucket: str
     presets: Sequence[Preset]
     limits: Limits
+    budget: RenderBudget
 
 
 @dataclass(frozen=True)
@@ -106,15 +123,25 @@ async def process_original(
         return await fail(context, image_id, ORIGINAL_MISSING, FAILURE_CODES[ORIGINAL_MISSING])
     started = time.perf_counter()
     try:
-        result = await context.pool.run(
-            render,
+        finished = await context.pool.run_measured(
+            render_within_budget,
             data,
             presets=context.presets,
             limits=context.limits,
+            budget=context.budget,
             declared_content_type=declared_type,
+            cpu_s=context.budget.cpu_max_s,
         )
-    except ImageRejected as rejected:
-        return await fail(context, image_id, rejected.code, rejected.message)
+    except RenderLimitExceeded as overrun:
+        return await fail(
+            context, image_id, overrun.code, f"{overrun.detail} ({cost(overrun.usage)})"
+        )
+    if isinstance(finished.error, ImageRejected):
+        rejected = finished.error
+        return await fail(
+            context, image_id, rejected.code, f"{rejected.message} ({cost(finished.usage)})"
+        )
+    result = finished.result()  # any other error is a bug or a resource problem: retried
     render_s = time.perf_counter() - started
 
     stored = await store_renditions(context, image_id=image_id, result=result)
@@ -133,21 +160,29 @@ async def process_original(
     # Renditions of presets no longer configured. Their rows are gone already: a failure here
     # leaves unreferenced objects, never a reference to a missing one.
     await delete_objects(context, stale_keys)
-    return Outcome(
-        "ready", f"{len(stored)} renditions (render {render_s:.3f} s)", image_id=image_id
-    )
+    detail = f"{len(stored)} renditions (render {render_s:.3f} s, {cost(finished.usage)})"
+    return Outcome("ready", detail, image_id=image_id)
 
 
-async def fail(context: RenderContext, image_id: uuid.UUID, code: str, message: str) -> Outcome:
+def cost(usage: Usage) -> str:
+    """A render's cost as the log states it (a killed child's peak is unknown: `peak_mib=-`)."""
+    peak = usage.peak_rss_bytes
+    return f"cpu_s={usage.cpu_s:.3f} peak_mib={'-' if peak is None else round(peak / 2**20)}"
+
+
+async def fail(context: RenderContext, image_id: uuid.UUID, code: str, detail: str) -> Outcome:
+    """Record `code` with its client message; `detail` (ours or a library's) is for the log."""
+    message = client_message(code)
+    detail = " ".join(detail.split())  # one log line per outcome, whatever a codec said
     if await records.record_failure(context.sessions, image_id, code=code, message=message):
-        return Outcome("failed", message, image_id, code)
+        return Outcome("failed", detail, image_id, code)
     # A `ready` image being reprocessed keeps its renditions; a deleted one has none.
-    return Outcome("skipped", f"not marked {code} (ready or deleted): {message}", image_id)
+    return Outcome("skipped", f"not marked {code} (ready or deleted): {detail}", image_id)
 
 
 async def give_up(context: RenderContext, event: Event, reason: str) -> Outcome | None:
     """Mark the event's image failed with `processing_failed`, on the last delivery the queue
-    allows before it dead-letters the message."""
+    allows before it dead-letters the message. `reason` is for the log only."""
     image_id = image_id_of(event)
     if image_id is None:
         return None

@@ -19,6 +19,7 @@ from service.resources import open_s3_client
 from worker.abandoned import abandoned_after_s, failing_abandoned_images
 from worker.config import WorkerSettings
 from worker.consumer import Consumer, ConsumerOptions
+from worker.costs import MiB, RenderBudget
 from worker.delivery import Delivery, DeliveryOptions
 from worker.handlers import RenderContext
 from worker.messages import MessageQueue
@@ -59,7 +60,18 @@ async def open_worker(stack: AsyncExitStack, settings: WorkerSettings, metrics: 
             "the queue has no redrive policy: a failing message is retried until it expires, "
             "and its image is never marked failed"
         )
-    pool = RenderPool(settings.worker_render_processes, on_restart=metrics.pool_restarted)
+    budget = RenderBudget(
+        memory_bytes=settings.render_memory_mb * MiB,
+        cpu_base_s=settings.render_cpu_s,
+        cpu_per_megapixel_s=settings.render_cpu_s_per_mp,
+        cpu_max_s=settings.render_cpu_max_s,
+    )
+    pool = RenderPool(
+        settings.worker_render_processes,
+        memory_bytes=budget.memory_bytes,
+        preload=("worker.render_job",),
+        on_kill=metrics.render_process_replaced,
+    )
     stack.callback(pool.close)
     context = RenderContext(
         sessions=create_sessionmaker(engine),
@@ -68,7 +80,13 @@ async def open_worker(stack: AsyncExitStack, settings: WorkerSettings, metrics: 
         uploads_bucket=settings.uploads_bucket,
         renditions_bucket=settings.renditions_bucket,
         presets=settings.presets,
-        limits=Limits(max_pixels=settings.max_pixels),
+        limits=Limits(
+            max_pixels=settings.max_pixels,
+            memory_bytes=budget.memory_bytes,
+            max_jpeg_scans=settings.max_jpeg_scans,
+            max_metadata_bytes=settings.max_metadata_bytes,
+        ),
+        budget=budget,
     )
     delivery = Delivery(
         queue,
@@ -91,11 +109,14 @@ async def open_worker(stack: AsyncExitStack, settings: WorkerSettings, metrics: 
             visibility_s=settings.worker_visibility_timeout_s,
         )
     log.info(
-        "worker consuming %s: concurrency=%d render_processes=%d visibility=%d s "
-        "max_receive_count=%s abandoned_after=%s s presets=%s",
+        "worker consuming %s: concurrency=%d render_processes=%d (%d MiB, %.0f-%.0f s CPU "
+        "each) visibility=%d s max_receive_count=%s abandoned_after=%s s presets=%s",
         settings.queue_url,
         settings.worker_concurrency,
         settings.worker_render_processes,
+        settings.render_memory_mb,
+        budget.cpu_base_s,
+        budget.cpu_max_s,
         settings.worker_visibility_timeout_s,
         max_receive_count,
         abandoned,

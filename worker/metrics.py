@@ -66,9 +66,12 @@ class Metrics:
             "Messages being handled now",
             registry=self.registry,
         )
-        self.render_pool_restarts = Counter(
-            "picforge_worker_render_pool_restarts",
-            "Render pools replaced after a render process died",
+        self.render_processes_replaced = Counter(
+            "picforge_worker_render_processes_replaced",
+            "Render processes killed or dead and replaced, by why: cpu or memory (an image over "
+            "its budget), crash (a codec crashed), cancelled (its job timed out), died (killed "
+            "from outside)",
+            ["reason"],
             registry=self.registry,
         )
         self.tally: Tally[str] = Tally()
@@ -93,15 +96,15 @@ class Metrics:
             self.processing_seconds.labels("failed").observe(seconds)
         self.tally["images_failed"] += 1
 
-    def pool_restarted(self) -> None:
-        self.render_pool_restarts.inc()
-        self.tally["render_pool_restarts"] += 1
+    def render_process_replaced(self, reason: str) -> None:
+        self.render_processes_replaced.labels(reason).inc()
+        self.tally["render_processes_replaced"] += 1
 
     def summary(self) -> str:
         """`name=count` for every count, in a stable order, zeros included."""
         names = (
             *("received", "done", "discarded", "retried", "gave_up", "released"),
-            *("images_ready", "images_failed", "render_pool_restarts"),
+            *("images_ready", "images_failed", "render_processes_replaced"),
         )
         return " ".join(f"{name}={self.tally[name]}" for name in names)
 

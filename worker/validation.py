@@ -18,6 +18,8 @@ import pillow_heif
 from PIL import Image, UnidentifiedImageError
 
 from service.content_types import ACCEPTED_CONTENT_TYPES
+from worker.costs import DEFAULT_RENDER_MEMORY_BYTES, max_pixels_for
+from worker.markers import Structure, read_structure
 
 # NOTE: registering a plugin is not I/O; doing it at import means a process-pool child that
 # unpickles `render` can read HEIC before its first job.
@@ -29,6 +31,8 @@ class RejectionCode(StrEnum):
     TYPE_MISMATCH = "type_mismatch"
     PIXEL_LIMIT_EXCEEDED = "pixel_limit_exceeded"
     ANIMATION_LIMIT_EXCEEDED = "animation_limit_exceeded"
+    SCAN_LIMIT_EXCEEDED = "scan_limit_exceeded"
+    METADATA_LIMIT_EXCEEDED = "metadata_limit_exceeded"
     CORRUPT_IMAGE = "corrupt_image"
 
 
@@ -37,8 +41,13 @@ REJECTION_CODES: Final[Mapping[RejectionCode, str]] = MappingProxyType(
     {
         RejectionCode.UNSUPPORTED_TYPE: "the bytes or the declared type are not a format we take",
         RejectionCode.TYPE_MISMATCH: "the bytes are an accepted format, but not the declared one",
-        RejectionCode.PIXEL_LIMIT_EXCEEDED: "width x height is over the per-image pixel limit",
+        RejectionCode.PIXEL_LIMIT_EXCEEDED: "width x height is more than the renderer's memory "
+        "allows for this format, or over the pixel limit",
         RejectionCode.ANIMATION_LIMIT_EXCEEDED: "too many frames, or too many pixels in all frames",
+        RejectionCode.SCAN_LIMIT_EXCEEDED: "a progressive JPEG with more scans than any encoder "
+        "makes (each scan is another pass of the decoder)",
+        RejectionCode.METADATA_LIMIT_EXCEEDED: "more EXIF, ICC, XMP or text metadata than the "
+        "limit",
         RejectionCode.CORRUPT_IMAGE: "an accepted format, but truncated or corrupt",
     }
 )
@@ -71,7 +80,15 @@ class ImageRejected(Exception):
 
 @dataclass(frozen=True)
 class Limits:
-    max_pixels: int = 100_000_000  # one frame: 100 MP is beyond any phone or DSLR
+    # One frame, whatever the memory: None leaves the limit to `memory_bytes` alone.
+    max_pixels: int | None = None
+    # The render process's memory cap: an original whose decode would need more (at its
+    # format's cost per pixel, `worker.costs`) is refused. None: no such limit.
+    memory_bytes: int | None = DEFAULT_RENDER_MEMORY_BYTES
+    # libjpeg-turbo refuses more than `max_scans` when asked (its fuzzers use 500); encoders
+    # make 10 or so for a progressive JPEG, and every scan is a pass over the coefficients.
+    max_jpeg_scans: int = 100
+    max_metadata_bytes: int = 8 * 1024 * 1024  # ICC profiles of print workflows reach a few MB
     # Animations are served as uploaded too, so their whole-animation cost is capped: 1 Gpx is
     # e.g. 500 frames of 1920x1080, about 4 GB for a browser that decodes them all.
     max_frames: int = 1_000
@@ -111,16 +128,63 @@ def open_checked(
 
     Call inside `our_pixel_limits_only()`.
     """
+    structure = read_structure(data)
+    check_structure(structure, limits)
     image = _open_accepted(data)
     try:
-        probe = check_header(image, declared_content_type=declared_content_type, limits=limits)
+        probe = check_header(
+            image,
+            declared_content_type=declared_content_type,
+            limits=limits,
+            data_bytes=len(data),
+            structure=structure,
+        )
     except BaseException:
         image.close()
         raise
     return image, probe
 
 
-def check_header(image: Image.Image, *, declared_content_type: str | None, limits: Limits) -> Probe:
+def check_structure(structure: Structure, limits: Limits) -> None:
+    if structure.scans > limits.max_jpeg_scans:
+        raise ImageRejected(
+            RejectionCode.SCAN_LIMIT_EXCEEDED,
+            f"{structure.scans:,} JPEG scans, over the limit of {limits.max_jpeg_scans:,}",
+        )
+    if structure.metadata_bytes > limits.max_metadata_bytes:
+        raise ImageRejected(
+            RejectionCode.METADATA_LIMIT_EXCEEDED,
+            f"{structure.metadata_bytes:,} bytes of metadata, over the limit of "
+            f"{limits.max_metadata_bytes:,}",
+        )
+
+
+def pixel_limit(
+    format_name: str, *, limits: Limits, data_bytes: int, whole_frame: bool = False
+) -> int | None:
+    """The most pixels one frame of this format may have, or None for no limit."""
+    candidates = [limits.max_pixels] if limits.max_pixels is not None else []
+    if limits.memory_bytes is not None:
+        memory_bytes = limits.memory_bytes
+        candidates.append(
+            max_pixels_for(
+                format_name,
+                memory_bytes=memory_bytes,
+                data_bytes=data_bytes,
+                whole_frame=whole_frame,
+            )
+        )
+    return min(candidates, default=None)
+
+
+def check_header(
+    image: Image.Image,
+    *,
+    declared_content_type: str | None,
+    limits: Limits,
+    data_bytes: int = 0,
+    structure: Structure | None = None,
+) -> Probe:
     sniffed = _FORMAT_ALIASES.get(image.format or "", image.format or "unknown")
     if sniffed not in ACCEPTED_FORMATS:
         raise ImageRejected(RejectionCode.UNSUPPORTED_TYPE, f"{sniffed} is not an accepted format")
@@ -129,13 +193,18 @@ def check_header(image: Image.Image, *, declared_content_type: str | None, limit
     width, height = image.size
     if width <= 0 or height <= 0:
         raise ImageRejected(RejectionCode.CORRUPT_IMAGE, f"the header declares {width}x{height}")
-    if width * height > limits.max_pixels:
+    structure = structure or Structure()
+    max_pixels = pixel_limit(
+        sniffed, limits=limits, data_bytes=data_bytes, whole_frame=structure.whole_frame
+    )
+    if max_pixels is not None and width * height > max_pixels:
         raise ImageRejected(
             RejectionCode.PIXEL_LIMIT_EXCEEDED,
             f"{width}x{height} is {width * height:,} pixels, over the limit of "
-            f"{limits.max_pixels:,}",
+            f"{max_pixels:,} for {'a whole-frame ' if structure.whole_frame else ''}{sniffed}",
         )
-    frames = _count_frames(image)
+    # A header's frame count may understate the frame chunks that follow it.
+    frames = max(_count_frames(image), structure.frames)
     if frames > limits.max_frames:
         raise ImageRejected(
             RejectionCode.ANIMATION_LIMIT_EXCEEDED,

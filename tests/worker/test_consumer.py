@@ -114,7 +114,7 @@ async def test_consumer_survives_render_process_death(
     os.kill(render_process.pid, signal.SIGKILL)
 
     await eventually(lambda: worker.count(MESSAGES, outcome="retried") == 1, what="a retry")
-    assert worker.count("picforge_worker_render_pool_restarts_total") == 1
+    assert worker.count("picforge_worker_render_processes_replaced_total", reason="died") == 1
     assert not worker.task.done()
     image = await images.wait_for(image_id, "ready", timeout_s=30)
     assert [r.name for r in image.renditions] == ["huge"]

@@ -59,24 +59,42 @@ SessionDep = Annotated[AsyncSession, Depends(get_session)]
 
 
 async def api_key(
+    request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(API_KEY)],
 ) -> ParsedKey:
-    """The key of an `Authorization: Bearer <key>` header; not yet known to be active."""
+    """The key of an `Authorization: Bearer <key>` header; not yet known to be active.
+
+    Every `/v1` route depends on it, and FastAPI solves dependencies before it judges the
+    request's own parameters or body. A route that checks the key later (the create, inside
+    its INSERT) leaves it in `request.state`, so that a request refused as malformed is first
+    refused as unauthorized if its key is not active (`refuse_inactive_key`)."""
     if credentials is None:
         raise Unauthorized("send an API key as `Authorization: Bearer <key>`")
     try:
-        return parse_key(credentials.credentials)
+        key = parse_key(credentials.credentials)
     except InvalidKey:
         raise Unauthorized(UNKNOWN_KEY) from None
+    request.state.unverified_key = key
+    return key
 
 
-async def authenticated_owner(
-    resources: ResourcesDep, key: Annotated[ParsedKey, Depends(api_key)]
-) -> str:
-    """The one way a request is authenticated: every `/v1` route depends on it, and FastAPI
-    solves it before it judges the request's own parameters or body, so only the holder of a
-    valid key learns what is wrong with a request."""
-    return await require_owner(resources.statements, key)
+ApiKeyDep = Annotated[ParsedKey, Depends(api_key)]
+
+
+async def authenticated_owner(request: Request, resources: ResourcesDep, key: ApiKeyDep) -> str:
+    """The owner of an active key: how every `/v1` route but the create is authenticated."""
+    owner = await require_owner(resources.statements, key)
+    request.state.unverified_key = None
+    return owner
+
+
+async def refuse_inactive_key(request: Request) -> None:
+    """Unauthorized if the request carried a key no one has verified and it is not active:
+    run before a request is refused as malformed, so only a valid key learns why."""
+    key: ParsedKey | None = getattr(request.state, "unverified_key", None)
+    if key is not None:
+        resources: Resources = request.app.state.resources
+        await require_owner(resources.statements, key)
 
 
 OwnerDep = Annotated[str, Depends(authenticated_owner)]

@@ -25,7 +25,7 @@ module, a SQL statement) ever reaches a client.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, ClassVar
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -164,8 +164,7 @@ async def handle_picforge_error(request: Request, exc: Exception) -> JSONRespons
     )
 
 
-async def handle_validation_error(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, RequestValidationError)
+def validation_problem(exc: RequestValidationError) -> JSONResponse:
     # Only where and why: pydantic's `input` and `ctx` may echo values back, `url` is noise.
     errors = [
         ValidationIssue(location=list(error["loc"]), message=error["msg"], type=error["type"])
@@ -271,7 +270,24 @@ async def handle_foreign_error(request: Request, exc: Exception) -> JSONResponse
     return await handle_picforge_error(request, mapped)
 
 
-def install_error_handlers(app: FastAPI) -> None:
+def install_error_handlers(
+    app: FastAPI, *, before_validation_error: Callable[[Request], Awaitable[None]] | None = None
+) -> None:
+    """`before_validation_error` may refuse a malformed request otherwise first, by raising
+    (`service.deps.refuse_inactive_key`: a key that is not active hears only that)."""
+
+    async def handle_validation_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        if before_validation_error is not None:
+            try:
+                await before_validation_error(request)
+            except Exception as refusal:
+                mapped = domain_error(refusal)
+                if mapped is None:
+                    raise
+                return await handle_picforge_error(request, mapped)
+        return validation_problem(exc)
+
     app.add_exception_handler(PicforgeError, handle_picforge_error)
     for error in FOREIGN_ERRORS:
         app.add_exception_handler(error, handle_foreign_error)

@@ -18,7 +18,7 @@ import uuid
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Literal
 
-from sqlalchemy import delete, insert, select, tuple_
+from sqlalchemy import delete, insert, literal, select, tuple_
 from sqlalchemy.dialects.postgresql import insert as upsert
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -30,9 +30,11 @@ from service.errors import (
     IdempotencyConflict,
     ImageNotFound,
     ImageNotUploaded,
+    Unauthorized,
     UnsupportedContentType,
 )
 from service.jobs import reprocess_message
+from service.keys import UNKNOWN_KEY, ParsedKey, active_key_owner, require_owner
 from service.models import IdempotentCreate, Image, ImageStatus
 from service.pagination import Position, decode_cursor, encode_cursor
 from service.storage import (
@@ -141,17 +143,25 @@ async def create_image(
     tickets: UploadTickets,
     *,
     max_upload_bytes: int,
-    owner: str,
+    key: ParsedKey,
     upload: Upload,
     idempotency_key: str | None = None,
 ) -> CreatedImage:
-    """A new image for `owner`, and the ticket to upload it with. The upload is checked first,
-    so a refused one has asked nothing of the database."""
-    check_upload_allowed(upload, max_upload_bytes=max_upload_bytes)
+    """A new image for the owner of `key`, and the ticket to upload it with. Unauthorized for
+    an unknown or revoked key.
+
+    The upload is checked first, so a refused one costs no INSERT; but only the holder of a
+    valid key learns why it was refused."""
+    try:
+        check_upload_allowed(upload, max_upload_bytes=max_upload_bytes)
+    except (UnsupportedContentType, FileTooLarge):
+        await require_owner(statements, key)
+        raise
     if idempotency_key is None:
-        image = await insert_image(statements, new_image(owner=owner, upload=upload))
+        image = await insert_image(statements, key=key, upload=upload)
         replayed = False
     else:
+        owner = await require_owner(statements, key)
         async with sessions() as session:
             image, replayed = await create_image_idempotently(
                 session, owner=owner, upload=upload, idempotency_key=idempotency_key
@@ -160,20 +170,33 @@ async def create_image(
     return CreatedImage(image=image, ticket=ticket, replayed=replayed)
 
 
-async def insert_image(statements: AsyncEngine, image: Image) -> Image:
-    """A plain create: one INSERT in autocommit, one round trip."""
-    columns = {column: getattr(image, column) for column in INSERTED_COLUMNS}
+async def insert_image(statements: AsyncEngine, *, key: ParsedKey, upload: Upload) -> Image:
+    """A plain create: one INSERT, in autocommit, whose row comes from the key's own query
+    (`keys.active_key_owner`), so an unknown or revoked key inserts nothing. One round trip."""
+    image = new_image(owner="", upload=upload)
+    owner = active_key_owner(key).subquery()
+    row = select(
+        literal(image.id, Image.id.type),
+        owner.c.owner,
+        literal(image.status, Image.status.type),
+        literal(image.filename, Image.filename.type),
+        literal(image.content_type, Image.content_type.type),
+        literal(image.size_bytes, Image.size_bytes.type),
+    )
+    statement = (
+        insert(Image)
+        .from_select(INSERTED_COLUMNS, row)
+        .returning(Image.owner, Image.created_at, Image.updated_at)
+    )
     async with statements.connect() as connection:
-        row = (
-            await connection.execute(
-                insert(Image).values(columns).returning(Image.created_at, Image.updated_at)
-            )
-        ).one()
-    image.created_at, image.updated_at = row.created_at, row.updated_at
+        inserted = (await connection.execute(statement)).one_or_none()
+    if inserted is None:
+        raise Unauthorized(UNKNOWN_KEY)
+    image.owner, image.created_at, image.updated_at = inserted
     return image
 
 
-INSERTED_COLUMNS = ("id", "owner", "status", "filename", "content_type", "size_bytes")
+INSERTED_COLUMNS = ["id", "owner", "status", "filename", "content_type", "size_bytes"]
 
 
 async def create_image_idempotently(

@@ -12,6 +12,7 @@ from service.aws import open_s3_client, open_sqs_client
 from service.body_limit import BodyLimit
 from service.config import ApiSettings
 from service.db import autocommit, create_engine, create_sessionmaker, require_migrated
+from service.deps import refuse_inactive_key
 from service.errors import install_error_handlers
 from service.openapi import install_openapi
 from service.resources import Resources
@@ -79,7 +80,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
-    install_error_handlers(app)
+    install_error_handlers(app, before_validation_error=refuse_inactive_key)
     app.add_middleware(BodyLimit)
     app.include_router(health.router)
     app.include_router(images.router, prefix="/v1")

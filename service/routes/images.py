@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Header, Query, Response, status
 
 from service.deps import (
+    ApiKeyDep,
     ImageDep,
     ImageIdDep,
     OwnerDep,
@@ -193,7 +194,7 @@ def upload_tickets(resources: Resources) -> UploadTickets:
     },
 )
 async def post_image(
-    owner: OwnerDep,
+    key: ApiKeyDep,
     resources: ResourcesDep,
     body: ImageCreate,
     response: Response,
@@ -204,7 +205,7 @@ async def post_image(
         resources.sessions,
         upload_tickets(resources),
         max_upload_bytes=resources.settings.max_upload_bytes,
-        owner=owner,
+        key=key,
         upload=Upload(**body.model_dump()),
         idempotency_key=idempotency_key,
     )

@@ -11,8 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.config import ApiSettings
 from service.jobs import reprocess_message
-from tests.api.state import set_status
 from tests.flow import create_image
+from tests.service.state import set_status
 
 if TYPE_CHECKING:
     from types_aiobotocore_sqs import SQSClient

@@ -9,8 +9,8 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tests.api.state import set_status
 from tests.flow import create_image
+from tests.service.state import set_status
 
 
 async def make_images(client: httpx.AsyncClient, count: int, prefix: str = "img") -> list[str]:

@@ -154,7 +154,7 @@ def running_api(
         env = {**env, "PYTHONPATH": str(source)}
     api = subprocess.Popen(argv, env=env, cwd=source)
     try:
-        wait_for_port(port, timeout_s=30, is_alive=lambda: api.poll() is None)
+        wait_for_port(port, timeout_s=120, is_alive=lambda: api.poll() is None)
         yield api
     finally:
         api.terminate()

@@ -34,10 +34,11 @@ class SchemaNotMigrated(RuntimeError):
     """The database is not at the schema this code was written for."""
 
 
-def create_engine(settings: DatabaseSettings) -> AsyncEngine:
+def create_engine(settings: DatabaseSettings, *, pool_size: int | None = None) -> AsyncEngine:
+    """An engine whose pool holds `pool_size` connections (default: the setting)."""
     return create_async_engine(
         settings.sqlalchemy_url,
-        pool_size=settings.db_pool_size,
+        pool_size=pool_size or settings.db_pool_size,
         # Never more connections than the pool: what the README's connection budget counts.
         max_overflow=0,
     )

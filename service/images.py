@@ -16,9 +16,11 @@ import json
 import logging
 import uuid
 from dataclasses import asdict, dataclass
+from datetime import timedelta
+from functools import partial
 from typing import TYPE_CHECKING, Literal
 
-from sqlalchemy import delete, insert, literal, select, tuple_
+from sqlalchemy import delete, func, insert, literal, or_, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as upsert
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -88,17 +90,12 @@ class UploadTickets:
     expires_s: int
 
     async def sign(self, image_id: uuid.UUID, upload: Upload) -> UploadTicket:
-        if upload.upload_method == "put":
-            return await presign_put(
-                self.put_signer,
-                bucket=self.bucket,
-                key=original_key(image_id),
-                content_type=upload.content_type,
-                size_bytes=upload.size_bytes,
-                expires_s=self.expires_s,
-            )
-        return await presign_upload(
-            self.post_signer,
+        presign = (
+            partial(presign_put, self.put_signer)
+            if upload.upload_method == "put"
+            else partial(presign_upload, self.post_signer)
+        )
+        return await presign(
             bucket=self.bucket,
             key=original_key(image_id),
             content_type=upload.content_type,
@@ -310,12 +307,40 @@ async def delete_image(
 
 
 async def reprocess_image(
-    session: AsyncSession, sqs: SQSClient, settings: ApiSettings, *, owner: str, image_id: uuid.UUID
+    session: AsyncSession,
+    sqs: SQSClient,
+    settings: ApiSettings,
+    *,
+    owner: str,
+    image_id: uuid.UUID,
 ) -> Image:
-    """Ask the worker to render the original again; the record changes when it does."""
+    """Ask the worker to render the original again, unless a render of it is already pending
+    or running: then the image is returned as it is and nothing more is queued. The record
+    changes when the worker is done.
+
+    The claim is one conditional UPDATE, so of concurrent requests exactly one queues a job. A
+    claim older than `reprocess_coalesce_s` no longer counts (its job was lost, or its outcome
+    never recorded). If SQS refuses the job, the claim rolls back with the session."""
     image = await require_image(session, owner=owner, image_id=image_id)
     if image.status == ImageStatus.AWAITING_UPLOAD:
         raise ImageNotUploaded(f"image {image_id} has no original yet: upload it first")
+    stale = func.now() - timedelta(seconds=settings.reprocess_coalesce_s)
+    claimed = await session.scalar(
+        update(Image)
+        .where(
+            Image.id == image_id,
+            # A first render still running counts as pending.
+            Image.status.in_([ImageStatus.READY, ImageStatus.FAILED]),
+            or_(Image.reprocess_queued_at.is_(None), Image.reprocess_queued_at < stale),
+        )
+        .values(reprocess_queued_at=func.now())
+        .returning(Image.id)
+        .execution_options(synchronize_session=False)
+    )
+    if claimed is None:
+        log.info("reprocess coalesced image_id=%s owner=%s", image_id, owner)
+        return image
     await sqs.send_message(QueueUrl=settings.queue_url, MessageBody=reprocess_message(image.id))
+    await session.commit()
     log.info("reprocess queued image_id=%s owner=%s", image_id, owner)
     return image

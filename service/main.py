@@ -15,6 +15,7 @@ from service.db import autocommit, create_engine, create_sessionmaker, require_m
 from service.deps import refuse_inactive_key
 from service.errors import install_error_handlers
 from service.openapi import install_openapi
+from service.readiness import open_readiness
 from service.resources import Resources
 from service.routes import health, images
 
@@ -65,6 +66,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             s3=s3,
             presigner=presigner,
             sqs=await open_sqs_client(stack, settings),
+            readiness=open_readiness(stack, settings, s3),
         )
         log.info("picforge API ready: uploads=%s", settings.uploads_bucket)
         yield

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from service.config import ApiSettings
+from service.readiness import Readiness
 from service.storage import PostPolicySigner
 
 if TYPE_CHECKING:
@@ -28,6 +29,7 @@ class Resources:
     presigner: S3Client
     # Sends reprocess jobs to the worker's queue.
     sqs: SQSClient
+    readiness: Readiness
 
     @cached_property
     def upload_signer(self) -> PostPolicySigner:

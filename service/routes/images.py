@@ -285,7 +285,9 @@ async def delete_image_route(
     summary="Render the image's original again",
     description="Queues the uploaded original for the worker, for instance after the presets "
     "changed. Returns the record as it is now; a `ready` image stays `ready` while its "
-    "renditions are replaced.",
+    "renditions are replaced. While a render of the image is pending or running, another "
+    "request queues nothing more: it returns the record as it is, so repeating the call never "
+    "adds work.",
     responses={
         401: UNAUTHORIZED,
         404: NOT_FOUND,

@@ -66,3 +66,7 @@ class ApiSettings(AwsSettings, DatabaseSettings):
     rendition_url_expires_s: int = Field(3600, ge=60, le=7 * 24 * 3600)
     # A CDN in front of the renditions bucket; rendition URLs are then plain URLs under it.
     public_base_url: str | None = None
+    # While a queued reprocess is younger than this and not finished, another is not queued.
+    reprocess_coalesce_s: int = Field(900, ge=10)
+    # How long a /readyz answer is reused, so a flood of them costs the dependencies nothing.
+    readiness_cache_s: float = Field(2.0, ge=0, le=30)

@@ -8,12 +8,15 @@ from contextlib import AsyncExitStack, asynccontextmanager
 
 from fastapi import FastAPI
 
+from service.aws import open_s3_client, open_sqs_client
+from service.body_limit import BodyLimit
 from service.config import ApiSettings
-from service.db import create_engine, create_sessionmaker, create_statement_pool, require_migrated
+from service.db import autocommit, create_engine, create_sessionmaker, require_migrated
+from service.deps import refuse_inactive_key
 from service.errors import install_error_handlers
-from service.inserts import ImageInserts
 from service.openapi import install_openapi
-from service.resources import Resources, open_s3_client, open_sqs_client
+from service.readiness import open_readiness
+from service.resources import Resources
 from service.routes import health, images
 
 log = logging.getLogger(__name__)
@@ -51,23 +54,19 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = create_engine(settings)
         stack.push_async_callback(engine.dispose)
         await require_migrated(engine)
-        statements = await create_statement_pool(engine, settings)
-        stack.push_async_callback(statements.close)
-        inserts = ImageInserts(statements)
-        stack.push_async_callback(inserts.close)
-        s3 = await open_s3_client(stack, settings, settings.aws_endpoint_url)
+        s3 = await open_s3_client(stack, settings)
         presigner = s3
         if settings.aws_public_endpoint_url:
             presigner = await open_s3_client(stack, settings, settings.aws_public_endpoint_url)
         app.state.resources = Resources(
             settings=settings,
             engine=engine,
-            statements=statements,
-            inserts=inserts,
+            statements=autocommit(engine),
             sessions=create_sessionmaker(engine),
             s3=s3,
             presigner=presigner,
             sqs=await open_sqs_client(stack, settings),
+            readiness=open_readiness(stack, settings, s3),
         )
         log.info("picforge API ready: uploads=%s", settings.uploads_bucket)
         yield
@@ -83,7 +82,8 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
-    install_error_handlers(app)
+    install_error_handlers(app, before_validation_error=refuse_inactive_key)
+    app.add_middleware(BodyLimit)
     app.include_router(health.router)
     app.include_router(images.router, prefix="/v1")
     install_openapi(app)

@@ -78,6 +78,9 @@ class Image(Base):
     dominant_color: Mapped[str | None] = mapped_column(String(7))
     error_code: Mapped[str | None] = mapped_column(String(64))
     error_message: Mapped[str | None] = mapped_column(Text)
+    # Set when the API queues a reprocess, cleared when the worker records its outcome: while
+    # set (and recent), another reprocess request queues nothing (`service.images`).
+    reprocess_queued_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), onupdate=func.now()

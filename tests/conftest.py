@@ -15,8 +15,10 @@ import os
 import signal
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 import httpx
 import pytest
@@ -34,6 +36,7 @@ from service.keys import create_key
 from service.main import create_app
 from worker.config import WorkerSettings
 from worker.main import run_worker
+from worker.pool import RenderPool
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TESTDATA = REPO_ROOT.parent / "shared" / "testdata" / "images"
@@ -176,6 +179,30 @@ async def other_client(app: FastAPI, make_key: KeyMaker) -> AsyncIterator[httpx.
 async def anonymous_client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     async with api_client(app, None) as http:
         yield http
+
+
+@dataclass
+class RenderGate:
+    """Holds every render of the worker in this process at its start until `release` is set:
+    the slow step of a job, under the test's control."""
+
+    started: asyncio.Event = field(default_factory=asyncio.Event)
+    release: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+@pytest.fixture
+def held_renders(monkeypatch: pytest.MonkeyPatch) -> RenderGate:
+    """Renders wait, with their image `processing`, until the test releases them."""
+    gate = RenderGate()
+    render = RenderPool.run
+
+    async def held(pool: RenderPool, function: Any, /, *args: Any, **kwargs: Any) -> Any:
+        gate.started.set()
+        await gate.release.wait()
+        return await render(pool, function, *args, **kwargs)
+
+    monkeypatch.setattr(RenderPool, "run", held)
+    return gate
 
 
 @pytest.fixture

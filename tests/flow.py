@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import httpx
+
+from tests.polling import eventually
 
 FINISHED = ("ready", "failed")
 
@@ -75,18 +76,27 @@ async def upload_image(
     return created
 
 
-async def wait_until_finished(
-    client: httpx.AsyncClient, image_id: str, *, timeout_s: float = 30
+async def wait_for_status(
+    client: httpx.AsyncClient, image_id: str, *statuses: str, timeout_s: float = 30
 ) -> dict[str, Any]:
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    while True:
+    """The image's record once its status is one of `statuses`."""
+
+    async def record_in_status() -> dict[str, Any] | None:
         response = await client.get(f"/v1/images/{image_id}")
         assert response.status_code == 200, response.text
         record: dict[str, Any] = response.json()
-        if record["status"] in FINISHED:
-            return record
-        assert asyncio.get_running_loop().time() < deadline, f"still {record['status']}"
-        await asyncio.sleep(0.1)
+        return record if record["status"] in statuses else None
+
+    record: dict[str, Any] = await eventually(
+        record_in_status, timeout_s=timeout_s, what=f"image {image_id} to be {statuses}"
+    )
+    return record
+
+
+async def wait_until_finished(
+    client: httpx.AsyncClient, image_id: str, *, timeout_s: float = 30
+) -> dict[str, Any]:
+    return await wait_for_status(client, image_id, *FINISHED, timeout_s=timeout_s)
 
 
 async def fetch(url: str) -> httpx.Response:

@@ -130,6 +130,7 @@ async def record_ready(
                 dominant_color=placeholder.dominant_color,
                 error_code=None,
                 error_message=None,
+                reprocess_queued_at=None,
             )
         )
         return sorted(earlier_keys - {r.key for r in renditions})
@@ -164,5 +165,9 @@ async def record_failure(
             .where(Image.id == image_id, Image.status.in_(UNFINISHED))
             .values(status=ImageStatus.FAILED, error_code=code, error_message=message)
             .returning(Image.id)
+        )
+        # Its render is over either way: the API may queue another reprocess.
+        await session.execute(
+            update(Image).where(Image.id == image_id).values(reprocess_queued_at=None)
         )
         return failed is not None

@@ -5,7 +5,6 @@ choosing (in this process, or as the real `python -m worker`), and waiting for o
 from __future__ import annotations
 
 import asyncio
-import inspect
 import io
 import json
 import os
@@ -30,6 +29,7 @@ from devstack.provision import Stack
 from service.models import Image, ImageStatus
 from service.storage import original_key
 from tests.conftest import REPO_ROOT, TESTDATA
+from tests.polling import eventually
 from worker.config import WorkerSettings
 from worker.main import run_worker
 from worker.metrics import Metrics
@@ -64,22 +64,6 @@ def large_png() -> bytes:
 @pytest.fixture(scope="session")
 def hopper_png() -> bytes:
     return (TESTDATA / "good" / "hopper.png").read_bytes()
-
-
-async def eventually(
-    check: Callable[[], Any], *, timeout_s: float = 20, what: str = "condition"
-) -> Any:
-    """Call `check` (a function, or a coroutine function) until it returns something truthy;
-    that value."""
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    while True:
-        value = check()
-        if inspect.isawaitable(value):
-            value = await value
-        if value:
-            return value
-        assert asyncio.get_running_loop().time() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.05)
 
 
 @dataclass

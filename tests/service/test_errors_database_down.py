@@ -51,7 +51,7 @@ async def test_api_answers_503_while_database_is_down(
             assert created.status_code == 201
             doomed_database.stop()
 
-            # Creates that arrive together share one INSERT: each of them gets the 503.
+            # Creates in flight together: each of them gets the 503.
             together = [http.post("/v1/images", json=body) for _ in range(5)]
             responses = [
                 *await asyncio.gather(*together),

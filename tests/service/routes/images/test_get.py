@@ -11,9 +11,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.config import ApiSettings
 from service.main import create_app
-from tests.api.state import add_rendition, set_status
 from tests.conftest import KeyMaker, api_client
 from tests.flow import create_image, fetch
+from tests.service.state import add_rendition, set_status
 
 if TYPE_CHECKING:
     from types_aiobotocore_s3 import S3Client

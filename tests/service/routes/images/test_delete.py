@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-import io
 import uuid
 from typing import TYPE_CHECKING
 
 import httpx
 import pytest
-from PIL import Image
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.config import ApiSettings
-from tests.api.state import add_rendition, all_objects, list_keys, set_status
-from tests.conftest import TESTDATA
-from tests.flow import create_image, upload_image
+from tests.conftest import TESTDATA, RenderGate
+from tests.flow import create_image, upload_image, wait_for_status
+from tests.polling import eventually
+from tests.service.state import add_rendition, all_objects, list_keys, set_status
 
 if TYPE_CHECKING:
     from types_aiobotocore_s3 import S3Client
@@ -24,41 +23,17 @@ if TYPE_CHECKING:
 HOPPER_JPG = (TESTDATA / "good" / "hopper.jpg").read_bytes()
 
 
-@pytest.fixture(scope="module")
-def large_png() -> bytes:
-    """49 megapixels in well under a megabyte: seconds of decoding for the worker."""
-    image = Image.linear_gradient("L").resize((7000, 7000)).convert("RGB")
-    buffer = io.BytesIO()
-    image.save(buffer, "PNG", compress_level=1)
-    return buffer.getvalue()
-
-
 async def wait_until_queue_drained(
     sqs: SQSClient, queue_url: str, *, timeout_s: float = 60
 ) -> None:
     """Until the worker has deleted every message: each one handled, clean-up included."""
     names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    while True:
-        attributes = (await sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=names))[
-            "Attributes"
-        ]
-        if all(attributes.get(name) == "0" for name in names):
-            return
-        assert asyncio.get_running_loop().time() < deadline, attributes
-        await asyncio.sleep(0.1)
 
+    async def drained() -> bool:
+        response = await sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=names)
+        return all(response["Attributes"].get(name) == "0" for name in names)
 
-async def wait_for_status(
-    client: httpx.AsyncClient, image_id: str, status: str, *, timeout_s: float = 30
-) -> dict[str, object]:
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    while True:
-        record: dict[str, object] = (await client.get(f"/v1/images/{image_id}")).json()
-        if record["status"] == status:
-            return record
-        assert asyncio.get_running_loop().time() < deadline, record
-        await asyncio.sleep(0.02)
+    await eventually(drained, timeout_s=timeout_s, what="the queue to drain")
 
 
 async def test_delete_image_removes_record_original_and_renditions(
@@ -128,13 +103,15 @@ async def test_delete_image_while_worker_renders_leaves_no_objects(
     s3: S3Client,
     sqs: SQSClient,
     api_settings: ApiSettings,
-    large_png: bytes,
+    held_renders: RenderGate,
 ) -> None:
-    created = await upload_image(client, large_png, filename="big.png", content_type="image/png")
+    created = await upload_image(client, HOPPER_JPG, filename="a.jpg", content_type="image/jpeg")
+    await asyncio.wait_for(held_renders.started.wait(), timeout=30)
     rendering = await wait_for_status(client, created["id"], "processing")
     assert rendering["renditions"] == []
 
     response = await client.delete(f"/v1/images/{created['id']}")
+    held_renders.release.set()
 
     assert response.status_code == 204
     # The worker finishes rendering after the record is gone, writes its renditions, finds no

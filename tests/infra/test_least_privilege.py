@@ -109,9 +109,11 @@ def stop(process: subprocess.Popen[bytes]) -> int:
     return process.wait(timeout=60)
 
 
-def objects(emulator: Emulator, bucket: str) -> list[str]:
-    listing = client("s3", emulator).list_objects_v2(Bucket=bucket)
-    return [item["Key"] for item in listing.get("Contents", [])]
+def versions(emulator: Emulator, bucket: str) -> list[str]:
+    """Every version and delete marker in the (versioned) bucket."""
+    listing = client("s3", emulator).list_object_versions(Bucket=bucket)
+    entries = [*listing.get("Versions", []), *listing.get("DeleteMarkers", [])]
+    return [f"{entry['Key']}@{entry['VersionId']}" for entry in entries]
 
 
 def wait_until_finished(http: httpx.Client, image_id: str) -> dict[str, Any]:
@@ -138,6 +140,9 @@ def run_client_flow(http: httpx.Client, image: bytes) -> dict[str, Any]:
     assert record["status"] == "ready", record
     for rendition in record["renditions"]:
         assert httpx.get(rendition["url"]).status_code == 200
+    # The ticket used again: the worker removes the later version, by its version id.
+    again = httpx.post(ticket["url"], data=ticket["fields"], files={"file": ("h", b"other")})
+    assert again.status_code == 204, again.text
     assert http.post(f"/v1/images/{created['id']}/reprocess").status_code == 202
     return record
 
@@ -182,8 +187,9 @@ def test_least_privilege_roles_run_the_whole_flow(
     # uvicorn re-raises the SIGTERM it handled once it has shut down cleanly.
     assert exit_codes == [-signal.SIGTERM, 0], logs
     assert "AccessDenied" not in logs["api.log"] + logs["worker.log"], logs
-    assert objects(iam_emulator, iam_stack.names.uploads_bucket) == []
-    assert objects(iam_emulator, iam_stack.names.renditions_bucket) == []
+    assert "later upload" in logs["worker.log"], logs
+    assert versions(iam_emulator, iam_stack.names.uploads_bucket) == []
+    assert versions(iam_emulator, iam_stack.names.renditions_bucket) == []
 
 
 def denied(call: Any, **kwargs: Any) -> bool:
@@ -214,6 +220,23 @@ def test_api_role_cannot_read_originals_or_write_renditions(
         s3.put_object, Bucket=names.renditions_bucket, Key="renditions/x/a.webp", Body=b"x"
     )
     assert denied(s3.put_object, Bucket=names.uploads_bucket, Key="elsewhere/x", Body=b"x")
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_role_lists_and_erases_versions_only_under_its_prefixes(
+    iam_emulator: Emulator, iam_stack: Stack, credentials: dict[str, dict[str, str]], role: str
+) -> None:
+    s3 = client("s3", iam_emulator, credentials[role])
+    names = iam_stack.names
+
+    for bucket, prefix in (
+        (names.uploads_bucket, "originals/"),
+        (names.renditions_bucket, "renditions/"),
+    ):
+        assert not denied(s3.list_object_versions, Bucket=bucket, Prefix=prefix)
+        assert denied(s3.list_object_versions, Bucket=bucket, Prefix="elsewhere/")
+        assert denied(s3.list_object_versions, Bucket=bucket)
+        assert denied(s3.delete_object, Bucket=bucket, Key="elsewhere/x", VersionId="v1")
 
 
 def test_api_role_cannot_consume_the_queue(

@@ -11,10 +11,11 @@ import json
 import logging
 import uuid
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from botocore.exceptions import BotoCoreError, ClientError
-from sqlalchemy import delete, select, tuple_
+from sqlalchemy import delete, func, select, tuple_
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -104,6 +105,12 @@ async def create_image(
     else:
         owner = await require_owner(resources.statements, key)
         async with resources.sessions() as session:
+            await forget_expired_idempotency_key(
+                session,
+                owner=owner,
+                key=idempotency_key,
+                ttl_s=resources.settings.idempotency_key_ttl_s,
+            )
             record, replayed = await create_image_idempotently(
                 session, owner=owner, request=request, idempotency_key=idempotency_key
             )
@@ -179,6 +186,21 @@ async def create_image_idempotently(
         session, owner=owner, key=idempotency_key, fingerprint=fingerprint
     )
     return earlier, True
+
+
+async def forget_expired_idempotency_key(
+    session: AsyncSession, *, owner: str, key: str, ttl_s: int
+) -> None:
+    """A key is remembered `ttl_s` seconds: past that, its request makes a new image, even
+    before the worker's sweep (`worker.sweep`) deletes the old key. In the create's own
+    transaction, so a create that then finds the key taken undoes nothing it should not."""
+    await session.execute(
+        delete(IdempotentCreate).where(
+            IdempotentCreate.owner == owner,
+            IdempotentCreate.key == key,
+            IdempotentCreate.created_at < func.now() - timedelta(seconds=ttl_s),
+        )
+    )
 
 
 async def find_idempotent_image(
@@ -295,6 +317,8 @@ async def reprocess_image(
     image = await require_image(session, owner=owner, image_id=image_id)
     if image.status == ImageStatus.AWAITING_UPLOAD:
         raise ImageNotUploaded(f"image {image_id} has no original yet: upload it first")
+    if image.status == ImageStatus.EXPIRED:
+        raise ImageNotUploaded(f"image {image_id} expired before its upload: create it again")
     try:
         await sqs.send_message(QueueUrl=settings.queue_url, MessageBody=reprocess_message(image.id))
     except (BotoCoreError, ClientError) as exc:

@@ -173,8 +173,10 @@ async def presign_put(
     size_bytes: int,
     expires_s: int,
 ) -> UploadTicket:
-    """A pre-signed PUT with `Content-Type` and `Content-Length` among its signed headers: S3
-    refuses a request whose headers differ, so only this type and exactly this many bytes."""
+    """A pre-signed PUT with `Content-Type`, `Content-Length` and `If-None-Match: *` among its
+    signed headers: S3 refuses a request whose headers differ, so only this type, exactly this
+    many bytes, and only once: S3 answers a second PUT to the key with 412 (a conditional
+    write), so a ticket cannot replace an original it already uploaded."""
     expires_at = datetime.now(UTC) + timedelta(seconds=expires_s)
     url: str = await presigner.generate_presigned_url(
         "put_object",
@@ -183,10 +185,15 @@ async def presign_put(
             "Key": key,
             "ContentType": content_type,
             "ContentLength": size_bytes,
+            "IfNoneMatch": "*",
         },
         ExpiresIn=expires_s,
     )
-    headers = {"Content-Type": content_type, "Content-Length": str(size_bytes)}
+    headers = {
+        "Content-Type": content_type,
+        "Content-Length": str(size_bytes),
+        "If-None-Match": "*",
+    }
     return UploadTicket(method="PUT", url=url, fields=headers, expires_at=expires_at)
 
 

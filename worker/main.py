@@ -25,6 +25,7 @@ from worker.messages import MessageQueue
 from worker.metrics import Metrics
 from worker.pool import RenderPool
 from worker.renditions import Limits
+from worker.sweep import SweepOptions, sweeping
 
 log = logging.getLogger(__name__)
 
@@ -122,6 +123,19 @@ async def run_worker(
                 metrics,
                 idle_s=worker.abandoned_after_s,
                 every_s=settings.worker_visibility_timeout_s,
+            )
+        )
+        await stack.enter_async_context(
+            sweeping(
+                worker.delivery.context.sessions,
+                worker.delivery.context.s3,
+                metrics,
+                SweepOptions(
+                    uploads_bucket=settings.uploads_bucket,
+                    upload_expires_after_s=settings.presign_expires_s + settings.upload_grace_s,
+                    idempotency_key_ttl_s=settings.idempotency_key_ttl_s,
+                    every_s=settings.worker_sweep_every_s,
+                ),
             )
         )
         await worker.consumer.run(stop)

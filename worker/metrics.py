@@ -71,6 +71,18 @@ class Metrics:
             "Render pools replaced after a render process died",
             registry=self.registry,
         )
+        self.swept_total = Counter(
+            "picforge_worker_swept",
+            "Things swept for lingering: expired_images, idempotency_keys",
+            ["kind"],
+            registry=self.registry,
+        )
+        self.reconcile_fixes = Counter(
+            "picforge_worker_reconcile_fixes",
+            "Drift between S3 and the records that reconcile fixed, by kind (worker.reconcile)",
+            ["kind"],
+            registry=self.registry,
+        )
         self.tally: Tally[str] = Tally()
 
     def received(self, count: int) -> None:
@@ -92,6 +104,14 @@ class Metrics:
         if seconds is not None:
             self.processing_seconds.labels("failed").observe(seconds)
         self.tally["images_failed"] += 1
+
+    def swept(self, kind: str, count: int = 1) -> None:
+        self.swept_total.labels(kind).inc(count)
+        self.tally[f"swept_{kind}"] += count
+
+    def reconciled(self, kind: str) -> None:
+        self.reconcile_fixes.labels(kind).inc()
+        self.tally["reconcile_fixes"] += 1
 
     def pool_restarted(self) -> None:
         self.render_pool_restarts.inc()

@@ -24,6 +24,8 @@ from worker.handlers import RenderContext
 from worker.messages import MessageQueue
 from worker.metrics import Metrics
 from worker.pool import RenderPool
+from worker.reconcile import ReconcileContext
+from worker.reconciling import reconciling
 from worker.renditions import Limits
 from worker.sweep import SweepOptions, sweeping
 
@@ -136,6 +138,23 @@ async def run_worker(
                     idempotency_key_ttl_s=settings.idempotency_key_ttl_s,
                     every_s=settings.worker_sweep_every_s,
                 ),
+            )
+        )
+        context = worker.delivery.context
+        await stack.enter_async_context(
+            reconciling(
+                ReconcileContext(
+                    sessions=context.sessions,
+                    s3=context.s3,
+                    sqs=worker.queue.sqs,
+                    queue_url=worker.queue.url,
+                    uploads_bucket=context.uploads_bucket,
+                    renditions_bucket=context.renditions_bucket,
+                    presets=context.presets,
+                    grace_s=settings.reconcile_grace_s,
+                ),
+                metrics,
+                every_s=settings.worker_reconcile_every_s,
             )
         )
         await worker.consumer.run(stop)

@@ -219,3 +219,26 @@ async def record_failure(
             .returning(Image.id)
         )
         return failed is not None
+
+
+async def record_original_missing(
+    sessions: async_sessionmaker[AsyncSession], image_id: uuid.UUID, *, message: str
+) -> list[str]:
+    """Mark an uploaded image whose original is gone `failed` (`original_missing`): it can never
+    be rendered again. Its renditions' rows go; their keys, for the caller to erase."""
+    async with sessions.begin() as session:
+        failed = await session.scalar(
+            update(Image)
+            .where(
+                Image.id == image_id,
+                Image.status.not_in((ImageStatus.AWAITING_UPLOAD, ImageStatus.EXPIRED)),
+            )
+            .values(status=ImageStatus.FAILED, error_code="original_missing", error_message=message)
+            .returning(Image.id)
+        )
+        if failed is None:
+            return []
+        keys = await session.scalars(
+            delete(Rendition).where(Rendition.image_id == image_id).returning(Rendition.key)
+        )
+        return sorted(set(keys))

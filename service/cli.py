@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import sys
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
@@ -109,9 +110,10 @@ def keys_list(_: argparse.Namespace) -> None:
 
 
 def openapi(_: argparse.Namespace) -> None:
-    from service.openapi import main as print_document  # imports the whole app
+    from service.main import create_app  # the whole app: only this command needs it
+    from service.openapi import render_document
 
-    print_document()
+    sys.stdout.write(render_document(create_app()))
 
 
 def reconcile(args: argparse.Namespace) -> None:

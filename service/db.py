@@ -1,18 +1,19 @@
 """The database engine, sessions, and the start-up check that the schema is migrated.
 
-Two pools reach PostgreSQL. SQLAlchemy's engine serves the ORM sessions of every use-case that
-needs a transaction. A plain asyncpg pool serves the single statements on the hot path (the
-API-key lookup, and the INSERT plain creates share, `service.inserts`): each is a transaction on
-its own, and skipping the session's machinery (pre-ping, BEGIN, COMMIT, reset, unit of work)
-cuts a create's CPU by more than half. See bench/README.md.
+The API reaches PostgreSQL one way: SQLAlchemy's engine, whose pool holds at most
+`db_pool_size` connections per process. Use-cases that need a transaction take an ORM session;
+lone statements (the API-key lookup, a plain create's INSERT) run on the same pool in
+autocommit, so each is one round trip with no BEGIN or COMMIT around it.
+
+No pre-ping on checkout (it would cost every request a round trip): a connection PostgreSQL
+dropped fails the one request that meets it with a 503 (`service.errors`), and SQLAlchemy then
+discards the pool's connections and reconnects.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TypeAlias
 
-import asyncpg  # type: ignore[import-untyped]  # asyncpg ships no type hints
 from alembic.config import Config
 from alembic.script import ScriptDirectory
 from sqlalchemy import text
@@ -37,33 +38,14 @@ def create_engine(settings: DatabaseSettings) -> AsyncEngine:
     return create_async_engine(
         settings.sqlalchemy_url,
         pool_size=settings.db_pool_size,
-        pool_pre_ping=True,
+        # Never more connections than the pool: what the README's connection budget counts.
+        max_overflow=0,
     )
 
 
-StatementPool: TypeAlias = asyncpg.Pool
-
-# What asyncpg raises when PostgreSQL is unreachable or dropped a connection (a failover, a
-# restart): a connection error, an operator's shutdown, a refused or reset socket.
-CONNECTION_LOST = (OSError, asyncpg.PostgresConnectionError, asyncpg.OperatorInterventionError)
-
-
-async def create_statement_pool(engine: AsyncEngine, settings: DatabaseSettings) -> StatementPool:
-    """A pool for single autocommit statements, connected exactly as `engine` connects.
-
-    No pre-ping: a connection PostgreSQL dropped fails the one request that meets it (callers
-    turn `CONNECTION_LOST` into a 503), and the pool then discards it and reconnects. No reset
-    query on release: these connections only ever run lone statements and change no session
-    state; asyncpg still rolls back a connection released inside a transaction.
-    """
-    _, connect_kwargs = engine.dialect.create_connect_args(engine.url)
-    return await asyncpg.create_pool(
-        **connect_kwargs, min_size=1, max_size=settings.db_pool_size, reset=keep_session
-    )
-
-
-async def keep_session(connection: asyncpg.Connection) -> None:
-    """Nothing to undo: see `create_statement_pool`."""
+def autocommit(engine: AsyncEngine) -> AsyncEngine:
+    """`engine`, sharing its pool, running each statement as its own transaction."""
+    return engine.execution_options(isolation_level="AUTOCOMMIT")
 
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
-from typing import Annotated, TypeVar
+from typing import Annotated
 
-from fastapi import Depends, HTTPException, Path, Request
+from fastapi import Depends, Path, Request
 from fastapi.dependencies.models import Dependant
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel, ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
-from starlette.requests import ClientDisconnect
 
 from service.config import ApiSettings
 from service.errors import Unauthorized
@@ -21,8 +19,6 @@ from service.images import require_image
 from service.keys import UNKNOWN_KEY, InvalidKey, ParsedKey, parse_key, require_owner
 from service.models import Image
 from service.resources import Resources
-
-Model = TypeVar("Model", bound=BaseModel)
 
 API_KEY = HTTPBearer(
     scheme_name="ApiKey",
@@ -62,7 +58,9 @@ async def get_session(resources: ResourcesDep) -> AsyncIterator[AsyncSession]:
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
 
 
-def require_api_key(credentials: HTTPAuthorizationCredentials | None) -> ParsedKey:
+async def api_key(
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(API_KEY)],
+) -> ParsedKey:
     """The key of an `Authorization: Bearer <key>` header; not yet known to be active."""
     if credentials is None:
         raise Unauthorized("send an API key as `Authorization: Bearer <key>`")
@@ -73,10 +71,12 @@ def require_api_key(credentials: HTTPAuthorizationCredentials | None) -> ParsedK
 
 
 async def authenticated_owner(
-    resources: ResourcesDep,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(API_KEY)],
+    resources: ResourcesDep, key: Annotated[ParsedKey, Depends(api_key)]
 ) -> str:
-    return await require_owner(resources.statements, require_api_key(credentials))
+    """The one way a request is authenticated: every `/v1` route depends on it, and FastAPI
+    solves it before it judges the request's own parameters or body, so only the holder of a
+    valid key learns what is wrong with a request."""
+    return await require_owner(resources.statements, key)
 
 
 OwnerDep = Annotated[str, Depends(authenticated_owner)]
@@ -88,52 +88,6 @@ async def valid_image(session: SessionDep, owner: OwnerDep, image_id: ImageIdDep
 
 
 ImageDep = Annotated[Image, Depends(valid_image)]
-
-
-# The create route reads its own request (see `service.routes.images.post_image`): these read
-# it as FastAPI would, and refuse it in the same shape.
-
-
-# Far more than any JSON body the API takes, and little enough to hold for every request at once.
-MAX_JSON_BODY_BYTES = 16 * 1024
-
-
-async def read_json_body(request: Request, model: type[Model]) -> Model:
-    """The body as a `model`; a 422 located in `body` when it is not one, a 413 when it is
-    larger than any such body (read no further, so a huge one costs no memory)."""
-    body = bytearray()
-    try:
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > MAX_JSON_BODY_BYTES:
-                raise HTTPException(413, f"the body is over {MAX_JSON_BODY_BYTES} bytes")
-    except ClientDisconnect:
-        raise HTTPException(400, "the request body was cut short") from None
-    if not is_json(request.headers.get("content-type", "")):
-        raise RequestValidationError(
-            [{"loc": ("body",), "msg": "Send the body as JSON", "type": "content_type"}]
-        )
-    try:
-        return model.model_validate_json(body)
-    except ValidationError as exc:
-        raise located_validation_error(exc, "body") from None
-
-
-def is_json(content_type: str) -> bool:
-    media_type = content_type.partition(";")[0].strip().lower()
-    return media_type == "application/json" or (
-        media_type.startswith("application/") and media_type.endswith("+json")
-    )
-
-
-def located_validation_error(exc: ValidationError, *location: str) -> RequestValidationError:
-    """pydantic's errors, located the way FastAPI locates them: `body`, `header`, ..."""
-    return RequestValidationError(
-        [
-            {**error, "loc": (*location, *error["loc"])}
-            for error in exc.errors(include_url=False, include_context=False, include_input=False)
-        ]
-    )
 
 
 def query_parameter_names(dependant: Dependant) -> set[str]:

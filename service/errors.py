@@ -7,12 +7,14 @@
     ├── ImageNotUploaded             409 image_not_uploaded
     ├── UnsupportedContentType       422 unsupported_content_type
     ├── FileTooLarge                 422 file_too_large
-    ├── InvalidCursor                422 invalid_cursor
     └── DependencyUnavailable        503 dependency_unavailable
 
-A dependency that cannot be reached (the database down, failing over or out of connections; a
-refused or reset socket to anything) is a 503 `dependency_unavailable` too, whichever route
-meets it. Request validation (422 `validation_error`), a body cut short (400
+Foreign errors become domain errors at one boundary, `domain_error()`, as httpx maps httpcore's:
+a dependency that cannot be reached or refuses us (the database down, failing over or out of
+connections; S3 or SQS failing; a refused or reset socket to anything) is a 503
+`dependency_unavailable`, whichever route meets it, and no use-case lists those errors again.
+
+Request validation (422 `validation_error`), a body cut short (400
 `malformed_request`) or too large (413 `payload_too_large`) and routing errors (404
 `not_found`, 405 `method_not_allowed`) are HTTP-level errors, from the framework or the create
 route's own reading, and leave in the same shape: RFC 9457 `application/problem+json` (the
@@ -26,13 +28,14 @@ import logging
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-import asyncpg  # type: ignore[import-untyped]  # asyncpg ships no type hints
+from botocore.exceptions import BotoCoreError, ClientError
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from sqlalchemy import exc as sqlalchemy_errors
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 log = logging.getLogger(__name__)
 
@@ -117,12 +120,6 @@ class FileTooLarge(PicforgeError):
     title = "File too large"
 
 
-class InvalidCursor(PicforgeError):
-    status_code = 422
-    code = "invalid_cursor"
-    title = "Invalid cursor"
-
-
 class DependencyUnavailable(PicforgeError):
     status_code = 503
     code = "dependency_unavailable"
@@ -192,13 +189,32 @@ HTTP_ERROR_CODES = {
 async def handle_http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     code, title = HTTP_ERROR_CODES.get(exc.status_code, ("http_error", "HTTP error"))
+    headers = exc.headers
+    if exc.status_code == 405:
+        headers = {**(headers or {}), "Allow": ", ".join(allowed_methods(request))}
     return problem(
         status=exc.status_code,
         code=code,
         title=title,
         detail=str(exc.detail),
-        headers=exc.headers,
+        headers=headers,
     )
+
+
+HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves at this path: Starlette's own `Allow` names only the
+    methods of the first route it tried, and `GET` and `POST /v1/images` are two routes."""
+    return [
+        method
+        for method in HTTP_METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] == Match.FULL
+            for route in request.app.router.routes
+        )
+    ]
 
 
 async def handle_unexpected_error(request: Request, exc: Exception) -> JSONResponse:
@@ -211,29 +227,54 @@ async def handle_unexpected_error(request: Request, exc: Exception) -> JSONRespo
     )
 
 
-# What reaches us when a dependency cannot be reached: SQLAlchemy's and asyncpg's connection
-# errors, and the socket's own (SQLAlchemy lets a refused connect through unwrapped).
-DEPENDENCY_UNREACHABLE = (
-    sqlalchemy_errors.OperationalError,
-    sqlalchemy_errors.InterfaceError,
+# What reaches us when a dependency cannot be reached or refuses us: SQLAlchemy's wrapping of
+# the driver's errors, its pool's timeout, botocore's errors (S3, SQS), and the socket's own
+# (SQLAlchemy lets a refused connect through unwrapped).
+FOREIGN_ERRORS: tuple[type[Exception], ...] = (
+    sqlalchemy_errors.DBAPIError,
     sqlalchemy_errors.TimeoutError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.OperatorInterventionError,
-    ConnectionError,
-    TimeoutError,
+    BotoCoreError,
+    ClientError,
+    OSError,  # a refused or reset socket, a unix socket gone; TimeoutError is one too
 )
+# SQLSTATE classes that say the server, not the statement, failed: connection exceptions,
+# insufficient resources (too many connections), operator intervention (shutdown, failover).
+UNAVAILABLE_SQLSTATES = ("08", "53", "57P")
+UNREACHABLE_DATABASE = (sqlalchemy_errors.OperationalError, sqlalchemy_errors.InterfaceError)
 
 
-async def handle_dependency_unreachable(request: Request, exc: Exception) -> JSONResponse:
+def domain_error(exc: Exception) -> PicforgeError | None:
+    """The domain error a foreign one means, or None for a bug of ours (a statement PostgreSQL
+    refused, say), which stays a 500."""
+    if isinstance(exc, PicforgeError):
+        return exc
+    if isinstance(exc, sqlalchemy_errors.DBAPIError):
+        sqlstate = getattr(exc.orig, "sqlstate", None) or ""
+        if not (
+            exc.connection_invalidated
+            or isinstance(
+                exc, sqlalchemy_errors.OperationalError | sqlalchemy_errors.InterfaceError
+            )
+            or sqlstate.startswith(UNAVAILABLE_SQLSTATES)
+        ):
+            return None
+    elif not isinstance(exc, FOREIGN_ERRORS):
+        return None
+    return DependencyUnavailable("a service this API needs is unavailable; try again")
+
+
+async def handle_foreign_error(request: Request, exc: Exception) -> JSONResponse:
+    mapped = domain_error(exc)
+    if mapped is None:
+        return await handle_unexpected_error(request, exc)
     log.warning("dependency unreachable: %s %s: %r", request.method, request.url.path, exc)
-    unavailable = DependencyUnavailable("a service this API needs is unavailable; try again")
-    return await handle_picforge_error(request, unavailable)
+    return await handle_picforge_error(request, mapped)
 
 
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(PicforgeError, handle_picforge_error)
-    for error in DEPENDENCY_UNREACHABLE:
-        app.add_exception_handler(error, handle_dependency_unreachable)
+    for error in FOREIGN_ERRORS:
+        app.add_exception_handler(error, handle_foreign_error)
     app.add_exception_handler(RequestValidationError, handle_validation_error)
     app.add_exception_handler(StarletteHTTPException, handle_http_error)
     app.add_exception_handler(Exception, handle_unexpected_error)

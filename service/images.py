@@ -1,5 +1,10 @@
 """Use-cases on images, each scoped to the owner asking. The only module of the API that commits.
 
+Each takes its collaborators (a session or the autocommit engine, an S3 or SQS client, the
+settings it reads) explicitly and returns records (`service.models`), never HTTP shapes:
+`service.routes` turns them into answers. Foreign errors (botocore's, the database driver's)
+are left to the one boundary that maps them (`service.errors`).
+
 An image another owner made is looked up with the asker's owner in the query, so it is simply
 not found: callers cannot tell it from a missing one.
 """
@@ -10,14 +15,13 @@ import hashlib
 import json
 import logging
 import uuid
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
-from botocore.exceptions import BotoCoreError, ClientError
-from sqlalchemy import delete, func, select, tuple_
-from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import delete, func, insert, select, tuple_
+from sqlalchemy.dialects.postgresql import insert as upsert
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from service.config import ApiSettings
 from service.content_types import ACCEPTED_CONTENT_TYPES
@@ -27,22 +31,17 @@ from service.errors import (
     IdempotencyConflict,
     ImageNotFound,
     ImageNotUploaded,
-    Unauthorized,
     UnsupportedContentType,
 )
-from service.inserts import ImageInserts, NewImage
 from service.jobs import reprocess_message
-from service.keys import UNKNOWN_KEY, ParsedKey, require_owner
 from service.models import IdempotentCreate, Image, ImageStatus
 from service.pagination import Position, decode_cursor, encode_cursor
-from service.resources import Resources
-from service.schemas import ImageCreate, ImageOut
 from service.storage import (
     ObjectsNotDeleted,
+    PostPolicySigner,
     UploadTicket,
     delete_image_objects,
     original_key,
-    presign_download,
     presign_put,
     presign_upload,
 )
@@ -55,8 +54,18 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
+class Upload:
+    """The upload a client declared it is about to make."""
+
+    filename: str
+    content_type: str
+    size_bytes: int
+    upload_method: Literal["post", "put"] = "post"
+
+
+@dataclass(frozen=True)
 class CreatedImage:
-    image: ImageOut
+    image: Image
     ticket: UploadTicket
     # True when an earlier request with the same Idempotency-Key made the image.
     replayed: bool
@@ -68,112 +77,122 @@ class ImagePage:
     next_cursor: str | None
 
 
-def check_upload_allowed(request: ImageCreate, settings: ApiSettings) -> None:
-    if request.content_type not in ACCEPTED_CONTENT_TYPES:
+@dataclass(frozen=True)
+class UploadTickets:
+    """Signs the ticket a client sends an original with, straight to S3."""
+
+    post_signer: PostPolicySigner
+    put_signer: S3Client
+    bucket: str
+    expires_s: int
+
+    async def sign(self, image_id: uuid.UUID, upload: Upload) -> UploadTicket:
+        if upload.upload_method == "put":
+            return await presign_put(
+                self.put_signer,
+                bucket=self.bucket,
+                key=original_key(image_id),
+                content_type=upload.content_type,
+                size_bytes=upload.size_bytes,
+                expires_s=self.expires_s,
+            )
+        return await presign_upload(
+            self.post_signer,
+            bucket=self.bucket,
+            key=original_key(image_id),
+            content_type=upload.content_type,
+            size_bytes=upload.size_bytes,
+            expires_s=self.expires_s,
+        )
+
+
+def check_upload_allowed(upload: Upload, *, max_upload_bytes: int) -> None:
+    if upload.content_type not in ACCEPTED_CONTENT_TYPES:
         accepted = ", ".join(sorted(ACCEPTED_CONTENT_TYPES))
         raise UnsupportedContentType(
-            f"{request.content_type!r} is not an accepted image type; accepted: {accepted}"
+            f"{upload.content_type!r} is not an accepted image type; accepted: {accepted}"
         )
-    if request.size_bytes > settings.max_upload_bytes:
+    if upload.size_bytes > max_upload_bytes:
         raise FileTooLarge(
-            f"{request.size_bytes} bytes is over the limit of {settings.max_upload_bytes} bytes"
+            f"{upload.size_bytes} bytes is over the limit of {max_upload_bytes} bytes"
         )
 
 
-def request_fingerprint(request: ImageCreate) -> bytes:
-    """The same body, however its JSON was spelled (key order, defaults), hashes the same."""
-    canonical = json.dumps(request.model_dump(mode="json"), sort_keys=True)
+def upload_fingerprint(upload: Upload) -> bytes:
+    """The same declaration, however its JSON was spelled (key order, defaults), hashes the same."""
+    canonical = json.dumps(asdict(upload), sort_keys=True)
     return hashlib.sha256(canonical.encode()).digest()
 
 
-async def create_image(
-    resources: Resources,
-    *,
-    key: ParsedKey,
-    request: ImageCreate,
-    idempotency_key: str | None = None,
-) -> CreatedImage:
-    """A new image for the owner of `key`, and the ticket to upload it with.
-
-    Unauthorized for an unknown or revoked key. The upload is checked first, before anything
-    is looked up, so a refused upload has asked nothing of the database.
-    """
-    check_upload_allowed(request, resources.settings)
-    if idempotency_key is None:
-        image = await insert_image(resources.inserts, key=key, request=request)
-        replayed = False
-    else:
-        owner = await require_owner(resources.statements, key)
-        async with resources.sessions() as session:
-            await forget_expired_idempotency_key(
-                session,
-                owner=owner,
-                key=idempotency_key,
-                ttl_s=resources.settings.idempotency_key_ttl_s,
-            )
-            record, replayed = await create_image_idempotently(
-                session, owner=owner, request=request, idempotency_key=idempotency_key
-            )
-        urls = await rendition_urls(resources.presigner, resources.settings, record)
-        image = ImageOut.from_record(record, urls)
-    ticket = await presign_image_upload(resources, image.id, request)
-    return CreatedImage(image=image, ticket=ticket, replayed=replayed)
-
-
-async def insert_image(inserts: ImageInserts, *, key: ParsedKey, request: ImageCreate) -> ImageOut:
-    """A plain create: one row, inserted along with whatever other creates arrive with it."""
-    image_id = uuid.uuid4()
-    inserted = await inserts.insert(
-        NewImage(
-            id=image_id,
-            key=key,
-            filename=request.filename,
-            content_type=request.content_type,
-            size_bytes=request.size_bytes,
-        )
-    )
-    if inserted is None:
-        raise Unauthorized(UNKNOWN_KEY)
-    return ImageOut(
-        id=image_id,
-        status=ImageStatus.AWAITING_UPLOAD,
-        filename=request.filename,
-        content_type=request.content_type,
-        size_bytes=request.size_bytes,
-        width=None,
-        height=None,
-        created_at=inserted.created_at,
-        updated_at=inserted.updated_at,
-        error=None,
-        placeholder=None,
-        renditions=[],
-    )
-
-
-def new_image(*, owner: str, request: ImageCreate) -> Image:
+def new_image(*, owner: str, upload: Upload) -> Image:
     return Image(
         id=uuid.uuid4(),
         owner=owner,
         status=ImageStatus.AWAITING_UPLOAD,
-        filename=request.filename,
-        content_type=request.content_type,
-        size_bytes=request.size_bytes,
+        filename=upload.filename,
+        content_type=upload.content_type,
+        size_bytes=upload.size_bytes,
         renditions=[],
     )
 
 
+async def create_image(
+    statements: AsyncEngine,
+    sessions: async_sessionmaker[AsyncSession],
+    tickets: UploadTickets,
+    *,
+    max_upload_bytes: int,
+    owner: str,
+    upload: Upload,
+    idempotency_key: str | None = None,
+    idempotency_key_ttl_s: int = 24 * 3600,
+) -> CreatedImage:
+    """A new image for `owner`, and the ticket to upload it with. The upload is checked first,
+    so a refused one has asked nothing of the database."""
+    check_upload_allowed(upload, max_upload_bytes=max_upload_bytes)
+    if idempotency_key is None:
+        image = await insert_image(statements, new_image(owner=owner, upload=upload))
+        replayed = False
+    else:
+        async with sessions() as session:
+            await forget_expired_idempotency_key(
+                session, owner=owner, key=idempotency_key, ttl_s=idempotency_key_ttl_s
+            )
+            image, replayed = await create_image_idempotently(
+                session, owner=owner, upload=upload, idempotency_key=idempotency_key
+            )
+    ticket = await tickets.sign(image.id, upload)
+    return CreatedImage(image=image, ticket=ticket, replayed=replayed)
+
+
+async def insert_image(statements: AsyncEngine, image: Image) -> Image:
+    """A plain create: one INSERT in autocommit, one round trip."""
+    columns = {column: getattr(image, column) for column in INSERTED_COLUMNS}
+    async with statements.connect() as connection:
+        row = (
+            await connection.execute(
+                insert(Image).values(columns).returning(Image.created_at, Image.updated_at)
+            )
+        ).one()
+    image.created_at, image.updated_at = row.created_at, row.updated_at
+    return image
+
+
+INSERTED_COLUMNS = ("id", "owner", "status", "filename", "content_type", "size_bytes")
+
+
 async def create_image_idempotently(
-    session: AsyncSession, *, owner: str, request: ImageCreate, idempotency_key: str
+    session: AsyncSession, *, owner: str, upload: Upload, idempotency_key: str
 ) -> tuple[Image, bool]:
     """The image this key made, new or made earlier, and whether it was made earlier."""
-    image = new_image(owner=owner, request=request)
+    image = new_image(owner=owner, upload=upload)
     session.add(image)
-    fingerprint = request_fingerprint(request)
+    fingerprint = upload_fingerprint(upload)
     await session.flush()
     # A concurrent request holding the same key makes this wait for its commit, then do
     # nothing: the primary key, not a read-then-write, decides which request made the image.
     claimed = await session.scalar(
-        insert(IdempotentCreate)
+        upsert(IdempotentCreate)
         .values(owner=owner, key=idempotency_key, request_sha256=fingerprint, image_id=image.id)
         .on_conflict_do_nothing(index_elements=["owner", "key"])
         .returning(IdempotentCreate.image_id)
@@ -225,29 +244,6 @@ async def find_idempotent_image(
     return image
 
 
-async def presign_image_upload(
-    resources: Resources, image_id: uuid.UUID, request: ImageCreate
-) -> UploadTicket:
-    settings = resources.settings
-    if request.upload_method == "put":
-        return await presign_put(
-            resources.presigner,
-            bucket=settings.uploads_bucket,
-            key=original_key(image_id),
-            content_type=request.content_type,
-            size_bytes=request.size_bytes,
-            expires_s=settings.presign_expires_s,
-        )
-    return await presign_upload(
-        resources.upload_signer,
-        bucket=settings.uploads_bucket,
-        key=original_key(image_id),
-        content_type=request.content_type,
-        size_bytes=request.size_bytes,
-        expires_s=settings.presign_expires_s,
-    )
-
-
 async def require_image(session: AsyncSession, *, owner: str, image_id: uuid.UUID) -> Image:
     image = await session.scalar(select(Image).where(Image.id == image_id, Image.owner == owner))
     if image is None:
@@ -288,7 +284,7 @@ async def delete_image(
     The worker records renditions under the same lock (`worker.records.record_ready`). Either
     it recorded first, and its objects are in the listing we delete; or it waits for us, finds
     no row, and deletes what it wrote itself. Either way nothing is left in S3. If S3 fails, the
-    record stays, so the client's retry finds it and finishes the job.
+    record stays (the session rolls back), so the client's retry finds it and finishes the job.
     """
     locked = await session.scalar(
         select(Image.id).where(Image.id == image_id, Image.owner == owner).with_for_update()
@@ -302,8 +298,8 @@ async def delete_image(
             renditions_bucket=settings.renditions_bucket,
             image_id=image_id,
         )
-    except (BotoCoreError, ClientError, ObjectsNotDeleted) as exc:
-        log.error("delete image_id=%s: S3 failed: %r", image_id, exc)
+    except ObjectsNotDeleted as exc:
+        log.error("delete image_id=%s: S3 kept objects: %s", image_id, exc)
         raise DependencyUnavailable("storage is unavailable; the image is kept, try again") from exc
     await session.execute(delete(Image).where(Image.id == image_id))
     await session.commit()
@@ -319,27 +315,6 @@ async def reprocess_image(
         raise ImageNotUploaded(f"image {image_id} has no original yet: upload it first")
     if image.status == ImageStatus.EXPIRED:
         raise ImageNotUploaded(f"image {image_id} expired before its upload: create it again")
-    try:
-        await sqs.send_message(QueueUrl=settings.queue_url, MessageBody=reprocess_message(image.id))
-    except (BotoCoreError, ClientError) as exc:
-        log.error("reprocess image_id=%s: SQS failed: %r", image_id, exc)
-        raise DependencyUnavailable("the job queue is unavailable; try again") from exc
+    await sqs.send_message(QueueUrl=settings.queue_url, MessageBody=reprocess_message(image.id))
     log.info("reprocess queued image_id=%s owner=%s", image_id, owner)
     return image
-
-
-async def rendition_urls(
-    presigner: S3Client, settings: ApiSettings, image: Image
-) -> dict[str, str]:
-    if settings.public_base_url:
-        base = settings.public_base_url.rstrip("/")
-        return {r.name: f"{base}/{r.key}" for r in image.renditions}
-    return {
-        r.name: await presign_download(
-            presigner,
-            bucket=settings.renditions_bucket,
-            key=r.key,
-            expires_s=settings.rendition_url_expires_s,
-        )
-        for r in image.renditions
-    }

@@ -9,8 +9,7 @@ secret's hash is compared, never the secret, so response timing says nothing abo
 attacker can steer those). `authenticate` compares in constant time all the same.
 
 The CLI's use-cases (create, ensure, revoke) commit here, the way `service.images` does for
-images; the API only ever reads keys: through `authenticate`, and inside a plain create's INSERT
-(`service.inserts`).
+images; the API only ever reads keys, through `require_owner`, on every `/v1` request.
 """
 
 from __future__ import annotations
@@ -24,10 +23,9 @@ from datetime import datetime
 
 from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from service.db import CONNECTION_LOST, StatementPool
-from service.errors import DependencyUnavailable, Unauthorized
+from service.errors import Unauthorized
 from service.models import ApiKey
 
 Sessions = async_sessionmaker[AsyncSession]
@@ -88,26 +86,27 @@ def hash_secret(secret: str) -> bytes:
 
 UNKNOWN_KEY = "the API key is unknown or has been revoked"
 
-# Every /v1 request runs this, so it skips the ORM (see service.db); asyncpg prepares it once
-# per connection.
-FIND_ACTIVE_KEY = "SELECT owner, secret_sha256 FROM api_keys WHERE id = $1 AND revoked_at IS NULL"
 
-
-async def authenticate(statements: StatementPool, key: ParsedKey) -> str | None:
-    """The owner of the key, or None for an unknown or revoked one."""
-    row = await statements.fetchrow(FIND_ACTIVE_KEY, key.key_id)
-    if row is None or not hmac.compare_digest(row["secret_sha256"], hash_secret(key.secret)):
+async def authenticate(database: AsyncEngine, key: ParsedKey) -> str | None:
+    """The owner of the key, or None for an unknown or revoked one. `database` runs the lone
+    SELECT in autocommit (`service.db.autocommit`): one round trip."""
+    async with database.connect() as connection:
+        row = (
+            await connection.execute(
+                select(ApiKey.owner, ApiKey.secret_sha256).where(
+                    ApiKey.id == key.key_id, ApiKey.revoked_at.is_(None)
+                )
+            )
+        ).one_or_none()
+    if row is None or not hmac.compare_digest(row.secret_sha256, hash_secret(key.secret)):
         return None
-    owner: str = row["owner"]
+    owner: str = row.owner
     return owner
 
 
-async def require_owner(statements: StatementPool, key: ParsedKey) -> str:
+async def require_owner(database: AsyncEngine, key: ParsedKey) -> str:
     """The owner of the key; Unauthorized for an unknown or revoked one."""
-    try:
-        owner = await authenticate(statements, key)
-    except CONNECTION_LOST as exc:
-        raise DependencyUnavailable("the database is unavailable; try again") from exc
+    owner = await authenticate(database, key)
     if owner is None:
         raise Unauthorized(UNKNOWN_KEY)
     return owner

@@ -8,12 +8,13 @@ from contextlib import AsyncExitStack, asynccontextmanager
 
 from fastapi import FastAPI
 
+from service.aws import open_s3_client, open_sqs_client
+from service.body_limit import BodyLimit
 from service.config import ApiSettings
-from service.db import create_engine, create_sessionmaker, create_statement_pool, require_migrated
+from service.db import autocommit, create_engine, create_sessionmaker, require_migrated
 from service.errors import install_error_handlers
-from service.inserts import ImageInserts
 from service.openapi import install_openapi
-from service.resources import Resources, open_s3_client, open_sqs_client
+from service.resources import Resources
 from service.routes import health, images
 
 log = logging.getLogger(__name__)
@@ -51,19 +52,14 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = create_engine(settings)
         stack.push_async_callback(engine.dispose)
         await require_migrated(engine)
-        statements = await create_statement_pool(engine, settings)
-        stack.push_async_callback(statements.close)
-        inserts = ImageInserts(statements)
-        stack.push_async_callback(inserts.close)
-        s3 = await open_s3_client(stack, settings, settings.aws_endpoint_url)
+        s3 = await open_s3_client(stack, settings)
         presigner = s3
         if settings.aws_public_endpoint_url:
             presigner = await open_s3_client(stack, settings, settings.aws_public_endpoint_url)
         app.state.resources = Resources(
             settings=settings,
             engine=engine,
-            statements=statements,
-            inserts=inserts,
+            statements=autocommit(engine),
             sessions=create_sessionmaker(engine),
             s3=s3,
             presigner=presigner,
@@ -84,6 +80,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     install_error_handlers(app)
+    app.add_middleware(BodyLimit)
     app.include_router(health.router)
     app.include_router(images.router, prefix="/v1")
     install_openapi(app)

@@ -1,13 +1,13 @@
 """The OpenAPI document clients are generated from, and the committed copy of it.
 
-`python -m service.openapi > openapi.json` regenerates the copy at the repository root
-(pretty, sorted keys); a test fails when it no longer matches the app.
+`picforge openapi > openapi.json` regenerates the copy at the repository root (pretty, sorted
+keys); a test fails when it no longer matches the app. This module never imports the app: the
+app imports it.
 """
 
 from __future__ import annotations
 
 import json
-import sys
 from typing import Any, Literal
 
 from fastapi import FastAPI
@@ -16,7 +16,6 @@ from pydantic import BaseModel
 
 from service.config import ApiSettings
 from service.errors import Problem
-from service.schemas import ImageCreate
 
 DEFAULT_MAX_UPLOAD_BYTES: int = ApiSettings.model_fields["max_upload_bytes"].default
 
@@ -54,11 +53,9 @@ def build_document(app: FastAPI) -> dict[str, Any]:
         tags=app.openapi_tags,
         license_info=app.license_info,
     )
-    # Error responses refer to `Problem` by $ref, and the create route to its body,
-    # `ImageCreate` (it reads the body itself); FastAPI only collects models routes declare.
+    # Error responses refer to `Problem` by $ref; FastAPI only collects models routes return.
     schemas: dict[str, Any] = document.setdefault("components", {}).setdefault("schemas", {})
     add_schema(schemas, Problem, mode="serialization")
-    add_schema(schemas, ImageCreate, mode="validation")
     # The size limit is a setting: the live document states this deployment's, the committed
     # copy (built without settings) the default.
     settings: ApiSettings | None = app.state.settings
@@ -80,13 +77,3 @@ def add_schema(
 
 def render_document(app: FastAPI) -> str:
     return json.dumps(app.openapi(), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
-
-
-def main() -> None:
-    from service.main import create_app  # the app imports this module
-
-    sys.stdout.write(render_document(create_app()))
-
-
-if __name__ == "__main__":
-    main()

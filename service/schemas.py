@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
 from service.content_types import ACCEPTED_CONTENT_TYPES
 from service.models import Image, ImageStatus
+from service.pagination import CURSOR_PATTERN
 
 ACCEPTED = ", ".join(f"`{t}`" for t in sorted(ACCEPTED_CONTENT_TYPES))
 ACCEPTED_ENUM: list[JsonValue] = [*sorted(ACCEPTED_CONTENT_TYPES)]
@@ -291,5 +292,6 @@ class ImageListOut(BaseModel):
     items: list[ImageOut] = Field(description="Newest first.")
     next_cursor: str | None = Field(
         description="Pass as `cursor` for the next page; `null` on the last page.",
-        examples=["MjAyNi0xMS0zMFQwOToxNTowMi4xMjM0NTYrMDA6MDB8MGI3ZTVkOWM"],
+        pattern=CURSOR_PATTERN,
+        examples=["1796029302123456-0b7e5d9c3f414a639a8e2d4b1f6c8e10"],
     )

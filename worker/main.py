@@ -12,10 +12,8 @@ import signal
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 
-import aioboto3
-
+from service.aws import open_s3_client, open_sqs_client
 from service.db import SchemaNotMigrated, create_engine, create_sessionmaker, require_migrated
-from service.resources import open_s3_client
 from worker.abandoned import abandoned_after_s, failing_abandoned_images
 from worker.config import WorkerSettings
 from worker.consumer import Consumer, ConsumerOptions
@@ -47,12 +45,8 @@ async def open_worker(stack: AsyncExitStack, settings: WorkerSettings, metrics: 
     engine = create_engine(settings)
     stack.push_async_callback(engine.dispose)
     await require_migrated(engine)
-    s3 = await open_s3_client(stack, settings, settings.aws_endpoint_url)
-    sqs = await stack.enter_async_context(
-        aioboto3.Session().client(
-            "sqs", region_name=settings.aws_region, endpoint_url=settings.aws_endpoint_url
-        )
-    )
+    s3 = await open_s3_client(stack, settings)
+    sqs = await open_sqs_client(stack, settings)
     queue = MessageQueue(
         sqs, settings.queue_url, visibility_timeout_s=settings.worker_visibility_timeout_s
     )

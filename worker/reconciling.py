@@ -8,11 +8,10 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 
-import aioboto3
 from sqlalchemy import text
 
+from service.aws import open_s3_client, open_sqs_client
 from service.db import create_engine, create_sessionmaker, require_migrated
-from service.resources import open_s3_client
 from worker.config import WorkerSettings
 from worker.metrics import Metrics
 from worker.reconcile import Fix, ReconcileContext, reconcile
@@ -65,15 +64,10 @@ async def open_reconcile_context(
     engine = create_engine(settings)
     stack.push_async_callback(engine.dispose)
     await require_migrated(engine)
-    sqs = await stack.enter_async_context(
-        aioboto3.Session().client(
-            "sqs", region_name=settings.aws_region, endpoint_url=settings.aws_endpoint_url
-        )
-    )
     return ReconcileContext(
         sessions=create_sessionmaker(engine),
-        s3=await open_s3_client(stack, settings, settings.aws_endpoint_url),
-        sqs=sqs,
+        s3=await open_s3_client(stack, settings),
+        sqs=await open_sqs_client(stack, settings),
         queue_url=settings.queue_url,
         uploads_bucket=settings.uploads_bucket,
         renditions_bucket=settings.renditions_bucket,

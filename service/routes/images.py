@@ -2,24 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
-from fastapi.exceptions import RequestValidationError
-from pydantic import StringConstraints, TypeAdapter, ValidationError
+from fastapi import APIRouter, Depends, Header, Query, Response, status
 
 from service.deps import (
-    API_KEY,
     ImageDep,
     ImageIdDep,
     OwnerDep,
     ResourcesDep,
     SessionDep,
-    get_resources,
-    located_validation_error,
-    read_json_body,
     reject_unknown_query_parameters,
-    require_api_key,
 )
 from service.errors import (
     DependencyUnavailable,
@@ -27,7 +20,6 @@ from service.errors import (
     IdempotencyConflict,
     ImageNotFound,
     ImageNotUploaded,
-    InvalidCursor,
     Problem,
     Unauthorized,
     UnsupportedContentType,
@@ -35,14 +27,16 @@ from service.errors import (
     problem_response,
 )
 from service.images import (
+    Upload,
+    UploadTickets,
     create_image,
     delete_image,
     list_images,
-    rendition_urls,
     reprocess_image,
 )
-from service.keys import require_owner
-from service.models import ImageStatus
+from service.models import Image, ImageStatus
+from service.pagination import CURSOR_PATTERN
+from service.resources import Resources
 from service.schemas import (
     ImageCreate,
     ImageCreatedOut,
@@ -51,7 +45,7 @@ from service.schemas import (
     PostUploadTicket,
     PutUploadTicket,
 )
-from service.storage import UploadTicket
+from service.storage import UploadTicket, presign_download
 
 router = APIRouter(
     prefix="/images", tags=["images"], dependencies=[Depends(reject_unknown_query_parameters)]
@@ -84,46 +78,21 @@ UNAVAILABLE = problem_response(
     "S3 or SQS did not answer; nothing was changed, so the request can be retried.",
     DependencyUnavailable("storage is unavailable; the image is kept, try again"),
 )
-IDEMPOTENCY_KEY = TypeAdapter(
-    Annotated[str, StringConstraints(min_length=1, max_length=255, pattern=r"^[\x21-\x7e]+$")]
-)
-IDEMPOTENCY_KEY_DESCRIPTION = (
-    "Makes the create safe to retry: a request with a key this owner already used, and the "
-    "same body, returns the image the first one created (with a freshly signed ticket, and "
-    "`Idempotent-Replayed: true`) instead of creating another. The same key with a different "
-    "body is refused with `idempotency_conflict`. Use a fresh random value (a UUID) per image."
-)
-
-
-CREATE_IMAGE_REQUEST: dict[str, Any] = {
-    "security": [{API_KEY.scheme_name: []}],
-    "parameters": [
-        {
-            "name": "Idempotency-Key",
-            "in": "header",
-            "required": False,
-            "description": IDEMPOTENCY_KEY_DESCRIPTION,
-            "schema": {
-                **IDEMPOTENCY_KEY.json_schema(),
-                "examples": ["5f0c6a8e-8d7b-4c1e-9f7a-2f1f3b9d0c42"],
-            },
-        }
-    ],
-    "requestBody": {
-        "required": True,
-        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ImageCreate"}}},
-    },
-}
-
-
-def read_idempotency_key(request: Request) -> str | None:
-    value = request.headers.get("idempotency-key")
-    if value is None:
-        return None
-    try:
-        return IDEMPOTENCY_KEY.validate_python(value)
-    except ValidationError as exc:
-        raise located_validation_error(exc, "header", "Idempotency-Key") from None
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=255,
+        pattern=r"^[\x21-\x7e]+$",
+        description="Makes the create safe to retry: a request with a key this owner already "
+        "used, and the same body, returns the image the first one created (with a freshly "
+        "signed ticket, and `Idempotent-Replayed: true`) instead of creating another. The same "
+        "key with a different body is refused with `idempotency_conflict`. Use a fresh random "
+        "value (a UUID) per image.",
+        examples=["5f0c6a8e-8d7b-4c1e-9f7a-2f1f3b9d0c42"],
+    ),
+]
 
 
 def upload_ticket_out(ticket: UploadTicket) -> PostUploadTicket | PutUploadTicket:
@@ -136,10 +105,37 @@ def upload_ticket_out(ticket: UploadTicket) -> PostUploadTicket | PutUploadTicke
     )
 
 
+async def image_out(resources: Resources, image: Image) -> ImageOut:
+    """The one way a record becomes an answer: every route that returns an image uses it."""
+    settings = resources.settings
+    if settings.public_base_url:
+        base = settings.public_base_url.rstrip("/")
+        urls = {r.name: f"{base}/{r.key}" for r in image.renditions}
+    else:
+        urls = {
+            r.name: await presign_download(
+                resources.presigner,
+                bucket=settings.renditions_bucket,
+                key=r.key,
+                expires_s=settings.rendition_url_expires_s,
+            )
+            for r in image.renditions
+        }
+    return ImageOut.from_record(image, urls)
+
+
+def upload_tickets(resources: Resources) -> UploadTickets:
+    return UploadTickets(
+        post_signer=resources.upload_signer,
+        put_signer=resources.presigner,
+        bucket=resources.settings.uploads_bucket,
+        expires_s=resources.settings.presign_expires_s,
+    )
+
+
 @router.post(
     "",
     operation_id="createImage",
-    openapi_extra=CREATE_IMAGE_REQUEST,
     status_code=status.HTTP_201_CREATED,
     summary="Declare an upload and get a pre-signed upload ticket",
     description="Checks the declared type and size, records the image as `awaiting_upload`, and "
@@ -196,24 +192,27 @@ def upload_ticket_out(ticket: UploadTicket) -> PostUploadTicket | PutUploadTicke
         ),
     },
 )
-async def post_image(request: Request, response: Response) -> ImageCreatedOut:
-    # Every upload starts here, so this route reads its own request rather than declaring
-    # parameters: FastAPI's parameter machinery would add about a third to a create's CPU
-    # (bench/README.md). CREATE_IMAGE_REQUEST describes the same request to the document.
-    resources = await get_resources(request)
-    key = require_api_key(await API_KEY(request))
-    try:
-        body = await read_json_body(request, ImageCreate)
-        created = await create_image(
-            resources, key=key, request=body, idempotency_key=read_idempotency_key(request)
-        )
-    except (RequestValidationError, HTTPException, UnsupportedContentType, FileTooLarge):
-        # Only the holder of a valid key learns what is wrong with the request.
-        await require_owner(resources.statements, key)
-        raise
+async def post_image(
+    owner: OwnerDep,
+    resources: ResourcesDep,
+    body: ImageCreate,
+    response: Response,
+    idempotency_key: IdempotencyKey = None,
+) -> ImageCreatedOut:
+    created = await create_image(
+        resources.statements,
+        resources.sessions,
+        upload_tickets(resources),
+        max_upload_bytes=resources.settings.max_upload_bytes,
+        owner=owner,
+        upload=Upload(**body.model_dump()),
+        idempotency_key=idempotency_key,
+        idempotency_key_ttl_s=resources.settings.idempotency_key_ttl_s,
+    )
     if created.replayed:
         response.headers["Idempotent-Replayed"] = "true"
-    return ImageCreatedOut(**dict(created.image), upload=upload_ticket_out(created.ticket))
+    image = await image_out(resources, created.image)
+    return ImageCreatedOut(**dict(image), upload=upload_ticket_out(created.ticket))
 
 
 @router.get(
@@ -226,8 +225,7 @@ async def post_image(request: Request, response: Response) -> ImageCreatedOut:
     responses={
         401: UNAUTHORIZED,
         422: problem_response(
-            "A cursor this API did not issue, or a malformed parameter.",
-            InvalidCursor("the cursor is not one this API issued; list again without one"),
+            "A malformed parameter: a `cursor` not of the form `next_cursor` takes, say.",
             INVALID_REQUEST,
         ),
     },
@@ -240,21 +238,15 @@ async def get_images(
     cursor: Annotated[
         str | None,
         Query(
-            max_length=200,
-            description="The `next_cursor` of the previous page; opaque.",
-            # Documented, not enforced here: any bad cursor is `invalid_cursor` alike.
-            json_schema_extra={"pattern": "^[A-Za-z0-9_-]+$"},
+            pattern=CURSOR_PATTERN,
+            description="The `next_cursor` of the previous page. Every value of this pattern is "
+            "a position in the listing: the page starts after it.",
         ),
     ] = None,
     status: Annotated[ImageStatus | None, Query(description="Only images in this status.")] = None,
 ) -> ImageListOut:
     page = await list_images(session, owner=owner, limit=limit, cursor=cursor, status=status)
-    items = [
-        ImageOut.from_record(
-            image, await rendition_urls(resources.presigner, resources.settings, image)
-        )
-        for image in page.images
-    ]
+    items = [await image_out(resources, image) for image in page.images]
     return ImageListOut(items=items, next_cursor=page.next_cursor)
 
 
@@ -267,8 +259,7 @@ async def get_images(
     responses={401: UNAUTHORIZED, 404: NOT_FOUND, 422: MALFORMED},
 )
 async def get_image(image: ImageDep, resources: ResourcesDep) -> ImageOut:
-    urls = await rendition_urls(resources.presigner, resources.settings, image)
-    return ImageOut.from_record(image, urls)
+    return await image_out(resources, image)
 
 
 @router.delete(
@@ -314,5 +305,4 @@ async def reprocess(
     image = await reprocess_image(
         session, resources.sqs, resources.settings, owner=owner, image_id=image_id
     )
-    urls = await rendition_urls(resources.presigner, resources.settings, image)
-    return ImageOut.from_record(image, urls)
+    return await image_out(resources, image)

@@ -9,9 +9,9 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from service.body_limit import MAX_BODY_BYTES as MAX_JSON_BODY_BYTES
 from service.config import ApiSettings
 from service.content_types import ACCEPTED_CONTENT_TYPES
-from service.deps import MAX_JSON_BODY_BYTES
 from tests.api.state import list_keys
 from tests.conftest import TESTDATA, KeyMaker
 from tests.flow import create_image, upload_put

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator
 
 import httpx
@@ -25,7 +26,16 @@ async def test_wrong_method_is_problem_with_allow(client: httpx.AsyncClient) -> 
 
     assert response.status_code == 405
     assert response.json()["code"] == "method_not_allowed"
-    assert "POST" in response.headers["allow"]
+    assert response.headers["allow"] == "GET, POST"
+
+
+async def test_wrong_method_on_an_image_lists_every_method_it_has(
+    client: httpx.AsyncClient,
+) -> None:
+    response = await client.post(f"/v1/images/{uuid.uuid4()}")
+
+    assert response.status_code == 405
+    assert response.headers["allow"] == "GET, DELETE"
 
 
 async def test_unexpected_error_reveals_nothing_inside(

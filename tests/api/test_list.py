@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import uuid
 from typing import Any
 
@@ -114,39 +113,42 @@ async def test_list_images_shows_only_own_images(
     assert await list_all(other_client, limit=1) == list(reversed(theirs))
 
 
-def b64(text: str) -> str:
-    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
-
-
 @pytest.mark.parametrize(
     "cursor",
     [
         "garbage!",
         "%%%",
-        b64("not a cursor"),
-        b64("2026-11-30T00:00:00+00:00|not-a-uuid"),
-        b64(f"yesterday|{uuid.uuid4()}"),
-        b64(f"2026-11-30T00:00:00|{uuid.uuid4()}"),
-        b64(f"2026-11-30T00:00:00+00:00|{uuid.uuid4()}|extra"),
-        "_w",  # base64 of a byte that is not UTF-8
+        "MjAyNi0xMS0zMFQwOToxNTowMi4xMjM0NTYrMDA6MDB8MGI3ZTVkOWM",  # the old base64 form
+        f"{'1' * 15}-{uuid.uuid4().hex}",
+        f"{'1' * 16}-{uuid.uuid4().hex.upper()}",
+        f"{'1' * 16}-{uuid.uuid4()}",
+        f"{'1' * 16}-{uuid.uuid4().hex}-extra",
     ],
-    ids=[
-        "not-base64",
-        "percent",
-        "no-separator",
-        "bad-uuid",
-        "bad-date",
-        "naive-date",
-        "extra-part",
-        "not-utf8",
-    ],
+    ids=["punctuation", "percent", "base64", "short-time", "upper-hex", "dashed-id", "extra"],
 )
 async def test_list_images_refuses_malformed_cursor(client: httpx.AsyncClient, cursor: str) -> None:
     response = await client.get("/v1/images", params={"cursor": cursor})
 
     assert response.status_code == 422, response.text
     assert response.headers["content-type"] == "application/problem+json"
-    assert response.json()["code"] == "invalid_cursor"
+    assert response.json()["code"] == "validation_error"
+    assert response.json()["errors"][0]["location"] == ["query", "cursor"]
+
+
+async def test_list_images_pages_from_any_cursor_of_the_documented_form(
+    client: httpx.AsyncClient,
+) -> None:
+    # Every cursor the pattern admits is a position, issued or not: the page after it.
+    ids = await make_images(client, 3)
+    last = await list_page(client, limit=1)
+    issued = last["next_cursor"]
+
+    latest = await list_page(client, cursor=f"{'9' * 16}-{'f' * 32}")
+    earliest = await list_page(client, cursor=f"{'0' * 16}-{'0' * 32}")
+
+    assert issued is not None and issued[:16].isdigit()
+    assert [item["id"] for item in latest["items"]] == list(reversed(ids))
+    assert earliest == {"items": [], "next_cursor": None}
 
 
 @pytest.mark.parametrize(

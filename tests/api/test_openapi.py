@@ -13,7 +13,7 @@ from service.openapi import render_document
 from tests.conftest import REPO_ROOT
 
 COMMITTED = REPO_ROOT / "openapi.json"
-REGENERATE = "python -m service.openapi > openapi.json"
+REGENERATE = "picforge openapi > openapi.json"
 
 
 @pytest.fixture(scope="module")

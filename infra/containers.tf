@@ -28,6 +28,8 @@ locals {
     PICFORGE_MAX_UPLOAD_BYTES  = "52428800"
     # NOTE: null (and so left out) without the CDN: the API then pre-signs rendition GETs.
     PICFORGE_PUBLIC_BASE_URL = local.public_base_url
+    # NOTE: DELETE invalidates the image's renditions at the CDN (README.md, "Deleting").
+    PICFORGE_CDN_DISTRIBUTION_ID = var.enable_cdn ? aws_cloudfront_distribution.this[0].id : null
     # NOTE: "reprocess" sends to the queue; the API needs its URL as much as the worker does.
     PICFORGE_QUEUE_URL = aws_sqs_queue.images.url
   }

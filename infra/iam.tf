@@ -142,6 +142,26 @@ resource "aws_iam_role_policy" "api_task" {
   policy = data.aws_iam_policy_document.api_task.json
 }
 
+# NOTE: with the CDN, DELETE invalidates the image's renditions at this one distribution.
+# CreateInvalidation takes no path condition: the distribution is the narrowest resource.
+data "aws_iam_policy_document" "api_task_cdn" {
+  count = var.enable_cdn ? 1 : 0
+
+  statement {
+    sid       = "InvalidateDeletedRenditions"
+    actions   = ["cloudfront:CreateInvalidation"]
+    resources = [aws_cloudfront_distribution.this[0].arn]
+  }
+}
+
+resource "aws_iam_role_policy" "api_task_cdn" {
+  count = var.enable_cdn ? 1 : 0
+
+  name   = "api-task-cdn"
+  role   = aws_iam_role.api_task.id
+  policy = data.aws_iam_policy_document.api_task_cdn[0].json
+}
+
 # --- Worker task role ----------------------------------------------------------------------
 
 resource "aws_iam_role" "worker_task" {

@@ -66,5 +66,8 @@ class ApiSettings(AwsSettings, DatabaseSettings):
     rendition_url_expires_s: int = Field(3600, ge=60, le=7 * 24 * 3600)
     # A CDN in front of the renditions bucket; rendition URLs are then plain URLs under it.
     public_base_url: str | None = None
+    # The CloudFront distribution in front of the renditions: DELETE invalidates the image's
+    # renditions there (service.cdn). Unset: no CDN to tell.
+    cdn_distribution_id: str | None = None
     # How long an Idempotency-Key is remembered; a later request with it makes a new image.
     idempotency_key_ttl_s: int = Field(24 * 3600, ge=60)

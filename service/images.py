@@ -23,6 +23,7 @@ from sqlalchemy import delete, func, insert, select, tuple_
 from sqlalchemy.dialects.postgresql import insert as upsert
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from service.cdn import Cdn
 from service.config import ApiSettings
 from service.content_types import ACCEPTED_CONTENT_TYPES
 from service.errors import (
@@ -277,9 +278,16 @@ async def list_images(
 
 
 async def delete_image(
-    session: AsyncSession, s3: S3Client, settings: ApiSettings, *, owner: str, image_id: uuid.UUID
+    session: AsyncSession,
+    s3: S3Client,
+    settings: ApiSettings,
+    *,
+    owner: str,
+    image_id: uuid.UUID,
+    cdn: Cdn | None = None,
 ) -> None:
-    """Delete the objects, then the record, under the image row's lock.
+    """Erase the objects (every version), invalidate the CDN's copies, then delete the record,
+    under the image row's lock.
 
     The worker records renditions under the same lock (`worker.records.record_ready`). Either
     it recorded first, and its objects are in the listing we delete; or it waits for us, finds
@@ -301,6 +309,8 @@ async def delete_image(
     except ObjectsNotDeleted as exc:
         log.error("delete image_id=%s: S3 kept objects: %s", image_id, exc)
         raise DependencyUnavailable("storage is unavailable; the image is kept, try again") from exc
+    if cdn is not None:
+        await cdn.invalidate_image(image_id)
     await session.execute(delete(Image).where(Image.id == image_id))
     await session.commit()
     log.info("deleted image_id=%s owner=%s renditions=%d", image_id, owner, renditions)

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from service.cdn import Cdn
 from service.config import ApiSettings
 from service.storage import PostPolicySigner
 
@@ -28,6 +29,8 @@ class Resources:
     presigner: S3Client
     # Sends reprocess jobs to the worker's queue.
     sqs: SQSClient
+    # The CDN a DELETE invalidates, when one fronts the renditions bucket.
+    cdn: Cdn | None = None
 
     @cached_property
     def upload_signer(self) -> PostPolicySigner:

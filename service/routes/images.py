@@ -274,7 +274,14 @@ async def get_image(image: ImageDep, resources: ResourcesDep) -> ImageOut:
 async def delete_image_route(
     image_id: ImageIdDep, owner: OwnerDep, session: SessionDep, resources: ResourcesDep
 ) -> Response:
-    await delete_image(session, resources.s3, resources.settings, owner=owner, image_id=image_id)
+    await delete_image(
+        session,
+        resources.s3,
+        resources.settings,
+        owner=owner,
+        image_id=image_id,
+        cdn=resources.cdn,
+    )
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 

@@ -22,6 +22,7 @@ from botocore.exceptions import ClientError
 from devstack.emulator import Emulator
 from devstack.ports import free_port, wait_for_port
 from devstack.provision import Stack, provision
+from tests.cdn import create_distribution
 from tests.conftest import REPO_ROOT, TESTDATA
 
 from .policies import role_policy_documents
@@ -55,8 +56,10 @@ def client(service: str, emulator: Emulator, credentials: dict[str, str] | None 
     )
 
 
-def role_credentials(emulator: Emulator, stack: Stack, role: str) -> dict[str, str]:
-    """An IAM user holding exactly the role's policies from the Terraform."""
+def role_credentials(
+    emulator: Emulator, stack: Stack, role: str, distribution_arn: str
+) -> dict[str, str]:
+    """An IAM user holding exactly the role's policies from the Terraform, CDN enabled."""
     iam = client("iam", emulator)
     user = f"picforge-{role}"
     iam.create_user(UserName=user)
@@ -65,6 +68,7 @@ def role_credentials(emulator: Emulator, stack: Stack, role: str) -> dict[str, s
         uploads_bucket=stack.names.uploads_bucket,
         renditions_bucket=stack.names.renditions_bucket,
         queue_arn=stack.queue_arn,
+        distribution_arn=distribution_arn,
     )
     for number, document in enumerate(documents):
         iam.put_user_policy(
@@ -78,8 +82,19 @@ def role_credentials(emulator: Emulator, stack: Stack, role: str) -> dict[str, s
 
 
 @pytest.fixture
-def credentials(iam_emulator: Emulator, iam_stack: Stack) -> dict[str, dict[str, str]]:
-    return {role: role_credentials(iam_emulator, iam_stack, role) for role in ROLES}
+def distribution(iam_emulator: Emulator, iam_stack: Stack) -> dict[str, str]:
+    """The CDN in front of the renditions bucket, made by the account's root credentials."""
+    cloudfront = client("cloudfront", iam_emulator)
+    return create_distribution(cloudfront, iam_stack.names.renditions_bucket)
+
+
+@pytest.fixture
+def credentials(
+    iam_emulator: Emulator, iam_stack: Stack, distribution: dict[str, str]
+) -> dict[str, dict[str, str]]:
+    return {
+        role: role_credentials(iam_emulator, iam_stack, role, distribution["ARN"]) for role in ROLES
+    }
 
 
 def process_environment(
@@ -163,11 +178,13 @@ def test_least_privilege_roles_run_the_whole_flow(
     iam_emulator: Emulator,
     iam_stack: Stack,
     credentials: dict[str, dict[str, str]],
+    distribution: dict[str, str],
     database_url: str,
     tmp_path: Path,
 ) -> None:
     port = free_port()
     api_env = process_environment(iam_emulator, iam_stack, database_url, credentials["api"])
+    api_env["PICFORGE_CDN_DISTRIBUTION_ID"] = distribution["Id"]
     api = start([*PICFORGE, "serve", "--port", str(port)], api_env, tmp_path / "api.log")
     worker = start(
         [sys.executable, "-m", "worker"],
@@ -188,6 +205,7 @@ def test_least_privilege_roles_run_the_whole_flow(
     assert exit_codes == [-signal.SIGTERM, 0], logs
     assert "AccessDenied" not in logs["api.log"] + logs["worker.log"], logs
     assert "later upload" in logs["worker.log"], logs
+    assert "cdn invalidation" in logs["api.log"], logs
     assert versions(iam_emulator, iam_stack.names.uploads_bucket) == []
     assert versions(iam_emulator, iam_stack.names.renditions_bucket) == []
 
@@ -272,3 +290,24 @@ def test_role_cannot_touch_another_bucket_or_queue(
     assert denied(s3.get_object, Bucket=outsiders["bucket"], Key="renditions/x")
     assert denied(sqs.send_message, QueueUrl=outsiders["queue_url"], MessageBody="{}")
     assert denied(sqs.receive_message, QueueUrl=outsiders["queue_url"])
+
+
+def test_api_role_invalidates_only_its_distribution(
+    iam_emulator: Emulator,
+    iam_stack: Stack,
+    credentials: dict[str, dict[str, str]],
+    distribution: dict[str, str],
+) -> None:
+    other = create_distribution(client("cloudfront", iam_emulator), "someone-elses-bucket")
+    batch = {"Paths": {"Quantity": 1, "Items": ["/renditions/x/*"]}, "CallerReference": "t"}
+
+    def invalidation_denied(role: str, distribution_id: str) -> bool:
+        cloudfront = client("cloudfront", iam_emulator, credentials[role])
+        return denied(
+            cloudfront.create_invalidation, DistributionId=distribution_id, InvalidationBatch=batch
+        )
+
+    assert invalidation_denied("api", other["Id"])
+    assert invalidation_denied("worker", other["Id"])
+    assert not invalidation_denied("api", distribution["Id"])
+    assert invalidation_denied("worker", distribution["Id"])

@@ -72,6 +72,29 @@ def test_role_policy_documents_returns_the_worker_grants_resolved() -> None:
     }
 
 
+def test_role_policy_documents_with_the_cdn_let_the_api_invalidate_only_it() -> None:
+    distribution = "arn:aws:cloudfront::000000000000:distribution/E2PICFORGE"
+    api = policies.role_policy_documents(
+        "api",
+        uploads_bucket=UPLOADS,
+        renditions_bucket=RENDITIONS,
+        queue_arn=QUEUE_ARN,
+        distribution_arn=distribution,
+    )
+    worker = policies.role_policy_documents(
+        "worker",
+        uploads_bucket=UPLOADS,
+        renditions_bucket=RENDITIONS,
+        queue_arn=QUEUE_ARN,
+        distribution_arn=distribution,
+    )
+
+    assert _grants(api) - _grants(_documents("api")) == {
+        ("cloudfront:CreateInvalidation", distribution)
+    }
+    assert _grants(worker) == _grants(_documents("worker"))
+
+
 @pytest.mark.parametrize("role", ["api", "worker"])
 def test_role_policy_documents_are_plain_iam_json(role: str) -> None:
     documents = _documents(role)

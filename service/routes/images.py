@@ -267,8 +267,9 @@ async def get_image(image: ImageDep, resources: ResourcesDep) -> ImageOut:
     operation_id="deleteImage",
     status_code=status.HTTP_204_NO_CONTENT,
     summary="Delete an image, its original and every rendition",
-    description="When this returns, S3 holds nothing of the image, even if the worker was "
-    "rendering it. Deleting again is `image_not_found`.",
+    description="When this returns, S3 holds nothing of the image, no version and no delete "
+    "marker, even if the worker was rendering it, and a CDN in front of the renditions has been "
+    "told to drop them; an upload arriving later is removed. Deleting again is `image_not_found`.",
     responses={401: UNAUTHORIZED, 404: NOT_FOUND, 422: MALFORMED, 503: UNAVAILABLE},
 )
 async def delete_image_route(

@@ -2,7 +2,11 @@
 
 `make dev` and the tests both provision through `provision()`, so the local stack is wired the
 way `infra/` wires AWS: originals notify the queue, renditions never do, and a message that keeps
-failing moves to the dead-letter queue.
+failing moves to the dead-letter queue. The buckets are set up as infra/s3.tf sets up
+production's: versioned, with the same lifecycle rules, CORS and public-access block, so tests
+see what S3 really keeps (noncurrent versions, delete markers). `BUCKET_LIFECYCLE` and
+`UPLOADS_CORS` are the one description of those rules in Python; tests/infra/test_buckets.py
+holds s3.tf to it.
 """
 
 from __future__ import annotations
@@ -22,6 +26,34 @@ if TYPE_CHECKING:
 # Deliveries before SQS moves a message to the dead-letter queue.
 MAX_RECEIVE_COUNT = 5
 DLQ_RETENTION_S = 14 * 24 * 3600
+
+# Lifecycle rules per bucket (`uploads`, `renditions`), in the S3 API's shape. The worker and
+# DELETE remove versions themselves; these are the backstop for anything a crash left behind.
+BUCKET_LIFECYCLE: dict[str, list[dict[str, Any]]] = {
+    bucket: [
+        {
+            "ID": "abort-incomplete-multipart-uploads",
+            "Status": "Enabled",
+            "Filter": {},
+            "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 1},
+        },
+        {
+            "ID": "expire-noncurrent-versions",
+            "Status": "Enabled",
+            "Filter": {},
+            "NoncurrentVersionExpiration": {"NoncurrentDays": noncurrent_days},
+            "Expiration": {"ExpiredObjectDeleteMarker": True},
+        },
+    ]
+    for bucket, noncurrent_days in (("uploads", 30), ("renditions", 7))
+}
+# Browsers upload originals straight to S3 with pre-signed POSTs and PUTs.
+UPLOADS_CORS: dict[str, Any] = {
+    "AllowedMethods": ["POST", "PUT"],
+    "AllowedHeaders": ["*"],
+    "ExposeHeaders": ["ETag"],
+    "MaxAgeSeconds": 3000,
+}
 
 
 @dataclass(frozen=True)
@@ -75,19 +107,20 @@ def provision(
     )["QueueUrl"]
     queue_arn = _queue_arn(sqs, queue_url)
 
-    for bucket in (names.uploads_bucket, names.renditions_bucket):
+    for role, bucket in (
+        ("uploads", names.uploads_bucket),
+        ("renditions", names.renditions_bucket),
+    ):
         _create_private_bucket(s3, bucket, region)
+        s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+        s3.put_bucket_lifecycle_configuration(
+            Bucket=bucket,
+            LifecycleConfiguration={"Rules": BUCKET_LIFECYCLE[role]},  # type: ignore[typeddict-item]
+        )
     s3.put_bucket_cors(
         Bucket=names.uploads_bucket,
         CORSConfiguration={
-            "CORSRules": [
-                {
-                    "AllowedMethods": ["POST", "PUT"],
-                    "AllowedOrigins": list(cors_origins),
-                    "AllowedHeaders": ["*"],
-                    "MaxAgeSeconds": 3600,
-                }
-            ]
+            "CORSRules": [{**UPLOADS_CORS, "AllowedOrigins": list(cors_origins)}]  # type: ignore[list-item]
         },
     )
     # AWS refuses the notification unless the queue already lets the bucket send to it.

@@ -19,11 +19,17 @@ locals {
     PICFORGE_DB_SSLMODE = "require"
   }
 
+  # NOTE: the worker reads the ticket lifetime too: an image still awaiting its upload that
+  # long (plus PICFORGE_UPLOAD_GRACE_S) after its creation is `expired` and swept.
+  presign_expires_s = "300"
+
   api_environment = {
-    PICFORGE_PRESIGN_EXPIRES_S = "300"
+    PICFORGE_PRESIGN_EXPIRES_S = local.presign_expires_s
     PICFORGE_MAX_UPLOAD_BYTES  = "52428800"
     # NOTE: null (and so left out) without the CDN: the API then pre-signs rendition GETs.
     PICFORGE_PUBLIC_BASE_URL = local.public_base_url
+    # NOTE: DELETE invalidates the image's renditions at the CDN (README.md, "Deleting").
+    PICFORGE_CDN_DISTRIBUTION_ID = var.enable_cdn ? aws_cloudfront_distribution.this[0].id : null
     # NOTE: "reprocess" sends to the queue; the API needs its URL as much as the worker does.
     PICFORGE_QUEUE_URL = aws_sqs_queue.images.url
   }
@@ -31,6 +37,7 @@ locals {
   # NOTE: PICFORGE_WORKER_RENDER_PROCESSES defaults to os.cpu_count() in the code, which on
   # Fargate is the host's count, not the task's vCPUs: pin it to what the task has.
   worker_environment = {
+    PICFORGE_PRESIGN_EXPIRES_S       = local.presign_expires_s
     PICFORGE_QUEUE_URL               = aws_sqs_queue.images.url
     PICFORGE_WORKER_CONCURRENCY      = tostring(var.worker_concurrency)
     PICFORGE_WORKER_RENDER_PROCESSES = tostring(max(1, floor(var.worker_cpu / 1024)))

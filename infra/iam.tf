@@ -77,18 +77,45 @@ resource "aws_iam_role" "api_task" {
 
 data "aws_iam_policy_document" "api_task" {
   # NOTE: the API signs browser uploads; S3 honours a pre-signed POST/PUT only if the signer
-  # may PutObject itself. DeleteObject serves image deletion.
+  # may PutObject itself. DeleteObjectVersion serves image deletion: the buckets are
+  # versioned, and DELETE erases every version and delete marker of the image, by version.
   statement {
     sid       = "SignUploadsAndDeleteOriginals"
-    actions   = ["s3:PutObject", "s3:DeleteObject"]
+    actions   = ["s3:PutObject", "s3:DeleteObjectVersion"]
     resources = ["${aws_s3_bucket.uploads.arn}/${local.originals_prefix}*"]
   }
 
   # NOTE: GetObject backs the pre-signed rendition URLs (when no CDN fronts the bucket).
+  # Renditions are erased in batches: DeleteObjects needs s3:DeleteObject as well as
+  # s3:DeleteObjectVersion for its versioned entries.
   statement {
     sid       = "SignDownloadsAndDeleteRenditions"
-    actions   = ["s3:GetObject", "s3:DeleteObject"]
+    actions   = ["s3:GetObject", "s3:DeleteObject", "s3:DeleteObjectVersion"]
     resources = ["${aws_s3_bucket.renditions.arn}/${local.renditions_prefix}*"]
+  }
+
+  # NOTE: DELETE lists the versions it erases; only under our prefixes (a listing always
+  # names its prefix, unlike HeadBucket below).
+  statement {
+    sid       = "ListOriginalVersions"
+    actions   = ["s3:ListBucketVersions"]
+    resources = [aws_s3_bucket.uploads.arn]
+    condition {
+      test     = "StringLike"
+      variable = "s3:prefix"
+      values   = ["${local.originals_prefix}*"]
+    }
+  }
+
+  statement {
+    sid       = "ListRenditionVersions"
+    actions   = ["s3:ListBucketVersions"]
+    resources = [aws_s3_bucket.renditions.arn]
+    condition {
+      test     = "StringLike"
+      variable = "s3:prefix"
+      values   = ["${local.renditions_prefix}*"]
+    }
   }
 
   # NOTE: /readyz calls HeadBucket on both buckets, which S3 authorises as s3:ListBucket with
@@ -115,6 +142,26 @@ resource "aws_iam_role_policy" "api_task" {
   policy = data.aws_iam_policy_document.api_task.json
 }
 
+# NOTE: with the CDN, DELETE invalidates the image's renditions at this one distribution.
+# CreateInvalidation takes no path condition: the distribution is the narrowest resource.
+data "aws_iam_policy_document" "api_task_cdn" {
+  count = var.enable_cdn ? 1 : 0
+
+  statement {
+    sid       = "InvalidateDeletedRenditions"
+    actions   = ["cloudfront:CreateInvalidation"]
+    resources = [aws_cloudfront_distribution.this[0].arn]
+  }
+}
+
+resource "aws_iam_role_policy" "api_task_cdn" {
+  count = var.enable_cdn ? 1 : 0
+
+  name   = "api-task-cdn"
+  role   = aws_iam_role.api_task.id
+  policy = data.aws_iam_policy_document.api_task_cdn[0].json
+}
+
 # --- Worker task role ----------------------------------------------------------------------
 
 resource "aws_iam_role" "worker_task" {
@@ -123,10 +170,45 @@ resource "aws_iam_role" "worker_task" {
 }
 
 data "aws_iam_policy_document" "worker_task" {
+  # NOTE: GetObjectVersion reads the pinned version of an original (worker/records.py), so a
+  # later upload under the same key is never what is rendered.
   statement {
     sid       = "ReadOriginals"
-    actions   = ["s3:GetObject"]
+    actions   = ["s3:GetObject", "s3:GetObjectVersion"]
     resources = ["${aws_s3_bucket.uploads.arn}/${local.originals_prefix}*"]
+  }
+
+  # NOTE: the worker removes originals nobody will render: a later upload than the pinned
+  # version, an upload for a deleted or expired image, an object with no record (reconcile).
+  # Only by version: it cannot hide a current original behind a delete marker.
+  statement {
+    sid       = "RemoveUnwantedOriginals"
+    actions   = ["s3:DeleteObjectVersion"]
+    resources = ["${aws_s3_bucket.uploads.arn}/${local.originals_prefix}*"]
+  }
+
+  # NOTE: finding an original's first version, and reconcile's walk of both buckets, only
+  # under our prefixes.
+  statement {
+    sid       = "ListOriginalVersions"
+    actions   = ["s3:ListBucketVersions"]
+    resources = [aws_s3_bucket.uploads.arn]
+    condition {
+      test     = "StringLike"
+      variable = "s3:prefix"
+      values   = ["${local.originals_prefix}*"]
+    }
+  }
+
+  statement {
+    sid       = "ListRenditionVersions"
+    actions   = ["s3:ListBucketVersions"]
+    resources = [aws_s3_bucket.renditions.arn]
+    condition {
+      test     = "StringLike"
+      variable = "s3:prefix"
+      values   = ["${local.renditions_prefix}*"]
+    }
   }
 
   # NOTE: the worker treats NoSuchKey as "original is gone" (image deleted before its event
@@ -140,11 +222,12 @@ data "aws_iam_policy_document" "worker_task" {
     resources = [aws_s3_bucket.uploads.arn]
   }
 
-  # NOTE: DeleteObject takes back renditions written for an image deleted while it rendered
-  # (worker/handlers.py, DeleteObjects authorises as s3:DeleteObject per key).
+  # NOTE: the worker erases renditions written for an image deleted while it rendered, and
+  # superseded ones, every version (worker/handlers.py): DeleteObjects needs s3:DeleteObject,
+  # and s3:DeleteObjectVersion for its versioned entries.
   statement {
     sid       = "WriteRenditions"
-    actions   = ["s3:PutObject", "s3:DeleteObject"]
+    actions   = ["s3:PutObject", "s3:DeleteObject", "s3:DeleteObjectVersion"]
     resources = ["${aws_s3_bucket.renditions.arn}/${local.renditions_prefix}*"]
   }
 
@@ -156,6 +239,13 @@ data "aws_iam_policy_document" "worker_task" {
       "sqs:ChangeMessageVisibility",
       "sqs:GetQueueAttributes",
     ]
+    resources = [aws_sqs_queue.images.arn]
+  }
+
+  # NOTE: reconcile queues a reprocess of an image whose renditions are missing or superseded.
+  statement {
+    sid       = "RequeueImages"
+    actions   = ["sqs:SendMessage"]
     resources = [aws_sqs_queue.images.arn]
   }
 }

@@ -125,8 +125,9 @@ resource "aws_s3_bucket_lifecycle_configuration" "uploads" {
     }
   }
 
-  # NOTE: a deleted image keeps its original as a noncurrent version for 30 days (undo window),
-  # then it is gone for good.
+  # NOTE: a backstop only. DELETE erases every version of an image before it answers, and the
+  # worker removes any later upload of an original at once; a version a crash left behind
+  # expires here. devstack/provision.py provisions the same rules locally (tests/infra/test_buckets.py).
   rule {
     id     = "expire-noncurrent-versions"
     status = "Enabled"
@@ -154,7 +155,8 @@ resource "aws_s3_bucket_lifecycle_configuration" "renditions" {
     }
   }
 
-  # NOTE: renditions are rewritten in place on reprocess; old versions are only clutter.
+  # NOTE: a backstop, as for uploads: a redelivered render rewrites a rendition in place, and
+  # DELETE erases every version; old versions a crash left behind are only clutter.
   rule {
     id     = "expire-noncurrent-versions"
     status = "Enabled"

@@ -7,6 +7,7 @@ picforge keys ensure OWNER [KEY] make KEY (or a new key) valid for OWNER; prints
 picforge keys revoke KEY_ID      refuse a key from now on
 picforge keys list               every key's id, owner and state (never the secret)
 picforge openapi                 print the OpenAPI document (`> openapi.json` to refresh it)
+picforge reconcile [--dry-run]   fix drift between S3 and the records, printing each fix
 """
 
 from __future__ import annotations
@@ -115,6 +116,17 @@ def openapi(_: argparse.Namespace) -> None:
     sys.stdout.write(render_document(create_app()))
 
 
+def reconcile(args: argparse.Namespace) -> None:
+    # The worker's code, as `python -m worker` is: what a superseded rendition is depends on
+    # the worker's presets, so reconcile lives with it (worker.reconciling), read at run time.
+    from worker.reconciling import main as run_reconcile
+
+    try:
+        run_reconcile(dry_run=args.dry_run)
+    except SchemaNotMigrated as exc:
+        raise SystemExit(f"picforge reconcile: {exc}") from None
+
+
 def add_keys_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     keys_parser = commands.add_parser("keys", help="manage API keys")
     actions = keys_parser.add_subparsers(required=True, metavar="ACTION")
@@ -151,6 +163,13 @@ def build_parser() -> argparse.ArgumentParser:
     add_keys_commands(commands)
     openapi_parser = commands.add_parser("openapi", help="print the OpenAPI document")
     openapi_parser.set_defaults(run=openapi)
+    reconcile_parser = commands.add_parser(
+        "reconcile", help="fix drift between S3 and the records (needs the worker's settings)"
+    )
+    reconcile_parser.add_argument(
+        "--dry-run", action="store_true", help="print what would be fixed; change nothing"
+    )
+    reconcile_parser.set_defaults(run=reconcile)
     return parser
 
 

@@ -70,3 +70,8 @@ class ApiSettings(AwsSettings, DatabaseSettings):
     reprocess_coalesce_s: int = Field(900, ge=10)
     # How long a /readyz answer is reused, so a flood of them costs the dependencies nothing.
     readiness_cache_s: float = Field(2.0, ge=0, le=30)
+    # The CloudFront distribution in front of the renditions: DELETE invalidates the image's
+    # renditions there (service.cdn). Unset: no CDN to tell.
+    cdn_distribution_id: str | None = None
+    # How long an Idempotency-Key is remembered; a later request with it makes a new image.
+    idempotency_key_ttl_s: int = Field(24 * 3600, ge=60)

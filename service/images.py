@@ -24,6 +24,7 @@ from sqlalchemy import delete, func, insert, literal, or_, select, tuple_, updat
 from sqlalchemy.dialects.postgresql import insert as upsert
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from service.cdn import Cdn
 from service.config import ApiSettings
 from service.content_types import ACCEPTED_CONTENT_TYPES
 from service.errors import (
@@ -143,6 +144,7 @@ async def create_image(
     key: ParsedKey,
     upload: Upload,
     idempotency_key: str | None = None,
+    idempotency_key_ttl_s: int = 24 * 3600,
 ) -> CreatedImage:
     """A new image for the owner of `key`, and the ticket to upload it with. Unauthorized for
     an unknown or revoked key.
@@ -160,6 +162,9 @@ async def create_image(
     else:
         owner = await require_owner(statements, key)
         async with sessions() as session:
+            await forget_expired_idempotency_key(
+                session, owner=owner, key=idempotency_key, ttl_s=idempotency_key_ttl_s
+            )
             image, replayed = await create_image_idempotently(
                 session, owner=owner, upload=upload, idempotency_key=idempotency_key
             )
@@ -222,6 +227,21 @@ async def create_image_idempotently(
     return earlier, True
 
 
+async def forget_expired_idempotency_key(
+    session: AsyncSession, *, owner: str, key: str, ttl_s: int
+) -> None:
+    """A key is remembered `ttl_s` seconds: past that, its request makes a new image, even
+    before the worker's sweep (`worker.sweep`) deletes the old key. In the create's own
+    transaction, so a create that then finds the key taken undoes nothing it should not."""
+    await session.execute(
+        delete(IdempotentCreate).where(
+            IdempotentCreate.owner == owner,
+            IdempotentCreate.key == key,
+            IdempotentCreate.created_at < func.now() - timedelta(seconds=ttl_s),
+        )
+    )
+
+
 async def find_idempotent_image(
     session: AsyncSession, *, owner: str, key: str, fingerprint: bytes
 ) -> Image:
@@ -277,9 +297,16 @@ async def list_images(
 
 
 async def delete_image(
-    session: AsyncSession, s3: S3Client, settings: ApiSettings, *, owner: str, image_id: uuid.UUID
+    session: AsyncSession,
+    s3: S3Client,
+    settings: ApiSettings,
+    *,
+    owner: str,
+    image_id: uuid.UUID,
+    cdn: Cdn | None = None,
 ) -> None:
-    """Delete the objects, then the record, under the image row's lock.
+    """Erase the objects (every version), invalidate the CDN's copies, then delete the record,
+    under the image row's lock.
 
     The worker records renditions under the same lock (`worker.records.record_ready`). Either
     it recorded first, and its objects are in the listing we delete; or it waits for us, finds
@@ -301,6 +328,8 @@ async def delete_image(
     except ObjectsNotDeleted as exc:
         log.error("delete image_id=%s: S3 kept objects: %s", image_id, exc)
         raise DependencyUnavailable("storage is unavailable; the image is kept, try again") from exc
+    if cdn is not None:
+        await cdn.invalidate_image(image_id)
     await session.execute(delete(Image).where(Image.id == image_id))
     await session.commit()
     log.info("deleted image_id=%s owner=%s renditions=%d", image_id, owner, renditions)
@@ -324,6 +353,8 @@ async def reprocess_image(
     image = await require_image(session, owner=owner, image_id=image_id)
     if image.status == ImageStatus.AWAITING_UPLOAD:
         raise ImageNotUploaded(f"image {image_id} has no original yet: upload it first")
+    if image.status == ImageStatus.EXPIRED:
+        raise ImageNotUploaded(f"image {image_id} expired before its upload: create it again")
     stale = func.now() - timedelta(seconds=settings.reprocess_coalesce_s)
     claimed = await session.scalar(
         update(Image)

@@ -10,6 +10,7 @@ from fastapi import FastAPI
 
 from service.aws import open_s3_client, open_sqs_client
 from service.body_limit import BodyLimit
+from service.cdn import open_cdn
 from service.config import ApiSettings
 from service.db import autocommit, create_engine, create_sessionmaker, require_migrated
 from service.deps import refuse_inactive_key
@@ -67,6 +68,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             presigner=presigner,
             sqs=await open_sqs_client(stack, settings),
             readiness=open_readiness(stack, settings, s3),
+            cdn=await open_cdn(stack, settings, settings.cdn_distribution_id),
         )
         log.info("picforge API ready: uploads=%s", settings.uploads_bucket)
         yield

@@ -42,13 +42,16 @@ class ImageStatus(StrEnum):
     PROCESSING = "processing"
     READY = "ready"
     FAILED = "failed"
+    # Never uploaded before its ticket expired (plus a grace period): swept, see worker.sweep.
+    EXPIRED = "expired"
 
 
 class Image(Base):
     __tablename__ = "images"
     __table_args__ = (
         CheckConstraint(
-            "status IN ('awaiting_upload', 'processing', 'ready', 'failed')", name="status"
+            "status IN ('awaiting_upload', 'processing', 'ready', 'failed', 'expired')",
+            name="status",
         ),
         CheckConstraint("size_bytes > 0", name="size_bytes_positive"),
         # An owner's images newest first, and the keyset that pages through them.
@@ -59,6 +62,12 @@ class Image(Base):
             "ix_images_processing_updated_at",
             "updated_at",
             postgresql_where=text("status = 'processing'"),
+        ),
+        # The worker's sweep of images never uploaded (`worker.sweep`), likewise.
+        Index(
+            "ix_images_awaiting_upload_created_at",
+            "created_at",
+            postgresql_where=text("status = 'awaiting_upload'"),
         ),
     )
     # created_at and updated_at come back in the INSERT's RETURNING, not a second query.
@@ -76,6 +85,14 @@ class Image(Base):
     # Placeholder a client can paint before the first rendition byte arrives.
     thumbhash: Mapped[str | None] = mapped_column(String(64))
     dominant_color: Mapped[str | None] = mapped_column(String(7))
+    # The S3 version of the original the worker rendered, pinned by the first upload it saw:
+    # a later upload under the same key is never rendered and is removed (`worker.handlers`).
+    original_version_id: Mapped[str | None] = mapped_column(String(1024))
+    # Random, per image, part of every rendition key: a rendition URL cannot be derived from
+    # the image id (`service.storage.rendition_key`).
+    rendition_token: Mapped[str] = mapped_column(
+        String(32), server_default=text("replace(gen_random_uuid()::text, '-', '')")
+    )
     error_code: Mapped[str | None] = mapped_column(String(64))
     error_message: Mapped[str | None] = mapped_column(Text)
     # Set when the API queues a reprocess, cleared when the worker records its outcome: while
@@ -134,4 +151,7 @@ class IdempotentCreate(Base):
     image_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("images.id", ondelete="CASCADE"), index=True
     )
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    # Keys expire (`PICFORGE_IDEMPOTENCY_KEY_TTL_S`); the worker's sweep deletes them.
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), index=True
+    )

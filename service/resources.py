@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from service.cdn import Cdn
 from service.config import ApiSettings
 from service.readiness import Readiness
 from service.storage import PostPolicySigner
@@ -30,6 +31,8 @@ class Resources:
     # Sends reprocess jobs to the worker's queue.
     sqs: SQSClient
     readiness: Readiness
+    # The CDN a DELETE invalidates, when one fronts the renditions bucket.
+    cdn: Cdn | None = None
 
     @cached_property
     def upload_signer(self) -> PostPolicySigner:

@@ -157,7 +157,8 @@ class ImageOut(BaseModel):
     id: uuid.UUID = Field(description="The image's id, for every other route.")
     status: ImageStatus = Field(
         description="`awaiting_upload` until the bytes arrive, then `processing`, then `ready` "
-        "or `failed`."
+        "or `failed`. `expired`: no upload arrived before the ticket expired (plus a grace "
+        "period); an upload arriving later is removed. Create the image again."
     )
     filename: str = Field(description="As declared; a label only.")
     content_type: str = Field(description="As declared; the bytes must turn out to be this.")
@@ -224,7 +225,8 @@ class PostUploadTicket(BaseModel):
 
 class PutUploadTicket(BaseModel):
     """Send a PUT to `url` with exactly `headers` and the bytes as the body. S3 answers 200;
-    it refuses another `Content-Type` or any other length."""
+    it refuses another `Content-Type` or any other length, and answers 412 to a second PUT: an
+    original is uploaded once."""
 
     model_config = ConfigDict(
         json_schema_extra={
@@ -233,8 +235,12 @@ class PutUploadTicket(BaseModel):
                     "method": "PUT",
                     "url": f"https://picforge-uploads.s3.amazonaws.com/originals/{SAMPLE_ID}"
                     "?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-SignedHeaders="
-                    "content-length%3Bcontent-type%3Bhost&X-Amz-Signature=...",
-                    "headers": {"Content-Type": "image/png", "Content-Length": "120400"},
+                    "content-length%3Bcontent-type%3Bhost%3Bif-none-match&X-Amz-Signature=...",
+                    "headers": {
+                        "Content-Type": "image/png",
+                        "Content-Length": "120400",
+                        "If-None-Match": "*",
+                    },
                     "expires_at": "2026-11-30T09:20:02Z",
                 }
             ]

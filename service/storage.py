@@ -8,6 +8,7 @@ notifies the worker for `ORIGINALS_PREFIX` only, so writing a rendition can neve
 from __future__ import annotations
 
 import uuid
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
@@ -31,10 +32,12 @@ def original_key(image_id: uuid.UUID) -> str:
     return f"{ORIGINALS_PREFIX}{image_id}"
 
 
-def rendition_key(image_id: uuid.UUID, name: str, version: str, extension: str) -> str:
-    """`version` names the preset's settings (`worker.presets.Preset.version`): the key changes
-    when they do, so the bytes under a key never change."""
-    return f"{RENDITIONS_PREFIX}{image_id}/{name}-{version}.{extension}"
+def rendition_key(image_id: uuid.UUID, token: str, name: str, version: str, extension: str) -> str:
+    """`token` is the image's random `rendition_token`: with a CDN the URL is the key, and no
+    one who knows only an image id can name its renditions. `version` names the preset's
+    settings (`worker.presets.Preset.version`): the key changes when they do, so the bytes
+    under a key never change."""
+    return f"{RENDITIONS_PREFIX}{image_id}/{token}/{name}-{version}.{extension}"
 
 
 def renditions_prefix(image_id: uuid.UUID) -> str:
@@ -170,8 +173,10 @@ async def presign_put(
     size_bytes: int,
     expires_s: int,
 ) -> UploadTicket:
-    """A pre-signed PUT with `Content-Type` and `Content-Length` among its signed headers: S3
-    refuses a request whose headers differ, so only this type and exactly this many bytes."""
+    """A pre-signed PUT with `Content-Type`, `Content-Length` and `If-None-Match: *` among its
+    signed headers: S3 refuses a request whose headers differ, so only this type, exactly this
+    many bytes, and only once: S3 answers a second PUT to the key with 412 (a conditional
+    write), so a ticket cannot replace an original it already uploaded."""
     expires_at = datetime.now(UTC) + timedelta(seconds=expires_s)
     url: str = await presigner.generate_presigned_url(
         "put_object",
@@ -180,36 +185,71 @@ async def presign_put(
             "Key": key,
             "ContentType": content_type,
             "ContentLength": size_bytes,
+            "IfNoneMatch": "*",
         },
         ExpiresIn=expires_s,
     )
-    headers = {"Content-Type": content_type, "Content-Length": str(size_bytes)}
+    headers = {
+        "Content-Type": content_type,
+        "Content-Length": str(size_bytes),
+        "If-None-Match": "*",
+    }
     return UploadTicket(method="PUT", url=url, fields=headers, expires_at=expires_at)
+
+
+async def erase_versions(
+    s3: S3Client, *, bucket: str, prefix: str, keys: Collection[str] | None = None
+) -> int:
+    """Delete for good every version and delete marker under `prefix` (only of `keys`, when
+    given). A plain DeleteObject on a versioned bucket only adds a delete marker and leaves the
+    bytes as a noncurrent version: this is what makes a delete a delete. Returns how many
+    versions and markers it erased."""
+    erased = 0
+    paginator = s3.get_paginator("list_object_versions")
+    async for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
+        entries = [*page.get("Versions", []), *page.get("DeleteMarkers", [])]
+        targets: list[ObjectIdentifierTypeDef] = [
+            {"Key": entry["Key"], "VersionId": entry["VersionId"]}
+            for entry in entries
+            if keys is None or entry["Key"] in keys
+        ]
+        # DeleteObjects takes at most 1000 entries; a page of versions and markers may hold
+        # up to twice that.
+        for start in range(0, len(targets), 1000):
+            batch = targets[start : start + 1000]
+            result = await s3.delete_objects(
+                Bucket=bucket, Delete={"Objects": batch, "Quiet": True}
+            )
+            if result.get("Errors"):
+                failed = ", ".join(e.get("Key", "?") for e in result["Errors"])
+                raise ObjectsNotDeleted(f"S3 refused to delete {failed}")
+            erased += len(batch)
+    return erased
+
+
+async def erase_original(s3: S3Client, *, bucket: str, image_id: uuid.UUID) -> int:
+    """Every version and delete marker of an image's original (the exact key, not the keys it
+    prefixes), one DeleteObject per version: a batch DeleteObjects would need s3:DeleteObject
+    too, the right to hide an original, which the worker has no business holding. An original
+    has a version or two, so the calls are few."""
+    key = original_key(image_id)
+    erased = 0
+    paginator = s3.get_paginator("list_object_versions")
+    async for page in paginator.paginate(Bucket=bucket, Prefix=key):
+        for entry in [*page.get("Versions", []), *page.get("DeleteMarkers", [])]:
+            if entry["Key"] == key:
+                await s3.delete_object(Bucket=bucket, Key=key, VersionId=entry["VersionId"])
+                erased += 1
+    return erased
 
 
 async def delete_image_objects(
     s3: S3Client, *, uploads_bucket: str, renditions_bucket: str, image_id: uuid.UUID
 ) -> int:
-    """Delete an image's original and every object under its renditions prefix, listed rather
-    than derived from the records, so renditions a worker wrote but never recorded go too.
-    Returns how many renditions were deleted."""
-    deleted = 0
-    paginator = s3.get_paginator("list_objects_v2")
-    async for page in paginator.paginate(
-        Bucket=renditions_bucket, Prefix=renditions_prefix(image_id)
-    ):
-        keys: list[ObjectIdentifierTypeDef] = [
-            {"Key": item["Key"]} for item in page.get("Contents", [])
-        ]
-        if not keys:
-            continue
-        result = await s3.delete_objects(
-            Bucket=renditions_bucket, Delete={"Objects": keys, "Quiet": True}
-        )
-        if result.get("Errors"):
-            failed = ", ".join(e.get("Key", "?") for e in result["Errors"])
-            raise ObjectsNotDeleted(f"S3 refused to delete {failed}")
-        deleted += len(keys)
-    # Deleting a key that does not exist succeeds: an image never uploaded has no original.
-    await s3.delete_object(Bucket=uploads_bucket, Key=original_key(image_id))
-    return deleted
+    """Erase an image's original and everything under its renditions prefix, every version and
+    delete marker, listed rather than derived from the records, so renditions a worker wrote
+    but never recorded go too. Returns how many rendition versions were erased."""
+    erased = await erase_versions(s3, bucket=renditions_bucket, prefix=renditions_prefix(image_id))
+    # An image never uploaded has no original: nothing to erase is no error.
+    await erase_original(s3, bucket=uploads_bucket, image_id=image_id)
+    return erased

@@ -10,7 +10,7 @@ from mypy_boto3_s3 import S3Client
 from mypy_boto3_sqs import SQSClient
 
 from devstack.emulator import Emulator
-from devstack.provision import MAX_RECEIVE_COUNT, Stack, provision
+from devstack.provision import BUCKET_LIFECYCLE, MAX_RECEIVE_COUNT, Stack, provision
 from worker.events import ObjectCreated, parse_message_body
 
 
@@ -72,3 +72,18 @@ def test_provision_is_repeatable(stack: Stack, emulator: Emulator) -> None:
     again = provision(emulator.url)
 
     assert again.queue_url == stack.queue_url
+
+
+@pytest.mark.parametrize("bucket", ["uploads", "renditions"])
+def test_provision_versions_buckets_with_production_lifecycle(
+    stack: Stack, s3: S3Client, bucket: str
+) -> None:
+    name = getattr(stack.names, f"{bucket}_bucket")
+
+    assert s3.get_bucket_versioning(Bucket=name)["Status"] == "Enabled"
+    rules = s3.get_bucket_lifecycle_configuration(Bucket=name)["Rules"]
+    assert {rule["ID"]: rule["Status"] for rule in rules} == {
+        rule["ID"]: "Enabled" for rule in BUCKET_LIFECYCLE[bucket]
+    }
+    blocked = s3.get_public_access_block(Bucket=name)["PublicAccessBlockConfiguration"]
+    assert all(blocked.values())

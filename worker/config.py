@@ -44,6 +44,17 @@ class WorkerSettings(AwsSettings, DatabaseSettings):
     render_cpu_max_s: float = Field(30.0, gt=0)
     max_jpeg_scans: int = Field(100, ge=1)
     max_metadata_bytes: int = Field(8 * 1024 * 1024, ge=0)
+    # The API's upload ticket lifetime (the same variable): an image still `awaiting_upload`
+    # this long plus `upload_grace_s` after its creation becomes `expired` (worker.sweep).
+    presign_expires_s: int = Field(300, ge=30, le=3600)
+    upload_grace_s: int = Field(900, ge=0)
+    # How long an Idempotency-Key is remembered (the same variable as the API's).
+    idempotency_key_ttl_s: int = Field(24 * 3600, ge=60)
+    # How often the worker sweeps expired uploads and keys, and reconciles S3 with the records.
+    worker_sweep_every_s: float = Field(300, gt=0)
+    worker_reconcile_every_s: float = Field(6 * 3600, gt=0)
+    # Objects younger than this are left alone by reconcile: a render or an upload in flight.
+    reconcile_grace_s: int = Field(3600, ge=0)
     # A JSON array of presets (see `worker.presets.parse_presets`).
     presets: Annotated[tuple[Preset, ...], NoDecode, BeforeValidator(_presets_from_json)] = (
         DEFAULT_PRESETS

@@ -25,6 +25,8 @@ class ObjectCreated:
     bucket: str
     key: str
     size: int | None
+    # The object version S3 stored; None on an unversioned bucket.
+    version_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -75,6 +77,7 @@ def _object_created(record: dict[str, Any]) -> ObjectCreated:
     try:
         s3 = record["s3"]
         size = s3["object"].get("size")
+        version_id = s3["object"].get("versionId")
         bucket, key = s3["bucket"]["name"], s3["object"]["key"]
     except (KeyError, TypeError, AttributeError) as exc:
         raise UnrecognizedMessage(f"malformed S3 record: {exc!r}") from exc
@@ -82,5 +85,9 @@ def _object_created(record: dict[str, Any]) -> ObjectCreated:
         raise UnrecognizedMessage("malformed S3 record: bucket or key is not a string")
     # Keys arrive URL-encoded, with spaces as '+'.
     return ObjectCreated(
-        bucket=bucket, key=unquote_plus(key), size=size if isinstance(size, int) else None
+        bucket=bucket,
+        key=unquote_plus(key),
+        size=size if isinstance(size, int) else None,
+        # S3 says "null" for an object written while versioning was off.
+        version_id=version_id if isinstance(version_id, str) and version_id != "null" else None,
     )

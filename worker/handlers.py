@@ -28,7 +28,15 @@ from botocore.exceptions import ClientError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from service.models import Rendition
-from service.storage import image_id_from_original_key, original_key, rendition_key
+from service.storage import (
+    ObjectsNotDeleted,
+    erase_original,
+    erase_versions,
+    image_id_from_original_key,
+    original_key,
+    rendition_key,
+    renditions_prefix,
+)
 from worker import records
 from worker.costs import RenderBudget
 from worker.events import Event, ObjectCreated, ReprocessRequested
@@ -98,10 +106,10 @@ def image_id_of(event: Event) -> uuid.UUID | None:
 
 async def handle_event(context: RenderContext, event: Event) -> Outcome:
     if isinstance(event, ReprocessRequested):
-        declared = await records.start_reprocessing(context.sessions, event.image_id)
-        if declared is None:
+        original = await records.start_reprocessing(context.sessions, event.image_id)
+        if original is None:
             return Outcome("skipped", "image unknown, deleted or not uploaded", event.image_id)
-        return await process_original(context, event.image_id, declared)
+        return await process_original(context, event.image_id, original)
     return await handle_object_created(context, event)
 
 
@@ -109,16 +117,42 @@ async def handle_object_created(context: RenderContext, event: ObjectCreated) ->
     image_id = image_id_from_original_key(event.key)
     if event.bucket != context.uploads_bucket or image_id is None:
         return Outcome("skipped", f"not an original we issued: {event.bucket}/{event.key}")
-    declared = await records.start_processing(context.sessions, image_id)
-    if declared is None:
-        return Outcome("skipped", "image unknown, deleted or already finished", image_id)
-    return await process_original(context, image_id, declared)
+    first_version = await first_version_id(context, image_id) if event.version_id else None
+    verdict, original = await records.claim_upload(
+        context.sessions,
+        image_id,
+        version_id=event.version_id,
+        first_version_id=first_version or event.version_id,
+    )
+    if verdict == "gone":
+        # Uploaded for an image deleted or expired (or never made): nobody will ever want it.
+        await erase_original(context.s3, bucket=context.uploads_bucket, image_id=image_id)
+        return Outcome("skipped", "image unknown, deleted or expired: original removed", image_id)
+    if verdict == "later_version":
+        # The ticket used again: the pinned version stays the original, this one goes.
+        await context.s3.delete_object(
+            Bucket=context.uploads_bucket, Key=event.key, VersionId=str(event.version_id)
+        )
+        return Outcome("skipped", f"later upload {event.version_id} removed", image_id)
+    if original is None:
+        return Outcome("skipped", "image already finished", image_id)
+    return await process_original(context, image_id, original)
+
+
+async def first_version_id(context: RenderContext, image_id: uuid.UUID) -> str | None:
+    """The oldest version S3 holds of the image's original: the first upload, whichever
+    upload's event arrives first."""
+    key = original_key(image_id)
+    listing = await context.s3.list_object_versions(Bucket=context.uploads_bucket, Prefix=key)
+    # S3 lists a key's versions newest first.
+    versions = [v["VersionId"] for v in listing.get("Versions", []) if v["Key"] == key]
+    return versions[-1] if versions else None
 
 
 async def process_original(
-    context: RenderContext, image_id: uuid.UUID, declared_type: str
+    context: RenderContext, image_id: uuid.UUID, original: records.Original
 ) -> Outcome:
-    data = await fetch_original(context, image_id)
+    data = await fetch_original(context, image_id, original.version_id)
     if data is None:
         return await fail(context, image_id, ORIGINAL_MISSING, FAILURE_CODES[ORIGINAL_MISSING])
     started = time.perf_counter()
@@ -129,7 +163,7 @@ async def process_original(
             presets=context.presets,
             limits=context.limits,
             budget=context.budget,
-            declared_content_type=declared_type,
+            declared_content_type=original.content_type,
             cpu_s=context.budget.cpu_max_s,
         )
     except RenderLimitExceeded as overrun:
@@ -144,7 +178,9 @@ async def process_original(
     result = finished.result()  # any other error is a bug or a resource problem: retried
     render_s = time.perf_counter() - started
 
-    stored = await store_renditions(context, image_id=image_id, result=result)
+    stored = await store_renditions(
+        context, image_id=image_id, token=original.rendition_token, result=result
+    )
     stale_keys = await records.record_ready(
         context.sessions,
         image_id,
@@ -155,11 +191,11 @@ async def process_original(
     )
     if stale_keys is None:
         # Deleted while we rendered: take back what we wrote, so nothing is orphaned.
-        await delete_objects(context, [r.key for r in stored])
+        await delete_objects(context, image_id, [r.key for r in stored])
         return Outcome("skipped", "image deleted while rendering", image_id)
     # Renditions of presets no longer configured. Their rows are gone already: a failure here
     # leaves unreferenced objects, never a reference to a missing one.
-    await delete_objects(context, stale_keys)
+    await delete_objects(context, image_id, stale_keys)
     detail = f"{len(stored)} renditions (render {render_s:.3f} s, {cost(finished.usage)})"
     return Outcome("ready", detail, image_id=image_id)
 
@@ -189,22 +225,29 @@ async def give_up(context: RenderContext, event: Event, reason: str) -> Outcome 
     return await fail(context, image_id, records.PROCESSING_FAILED, reason)
 
 
-async def fetch_original(context: RenderContext, image_id: uuid.UUID) -> bytes | None:
+async def fetch_original(
+    context: RenderContext, image_id: uuid.UUID, version_id: str | None
+) -> bytes | None:
+    """The pinned version of the original (the current one when none is pinned)."""
+    key = original_key(image_id)
     try:
-        original = await context.s3.get_object(
-            Bucket=context.uploads_bucket, Key=original_key(image_id)
-        )
+        if version_id:
+            original = await context.s3.get_object(
+                Bucket=context.uploads_bucket, Key=key, VersionId=version_id
+            )
+        else:
+            original = await context.s3.get_object(Bucket=context.uploads_bucket, Key=key)
         async with original["Body"] as body:
             data: bytes = await body.read()
     except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+        if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "NoSuchVersion", "404"):
             return None
         raise
     return data
 
 
 async def store_renditions(
-    context: RenderContext, *, image_id: uuid.UUID, result: RenderResult
+    context: RenderContext, *, image_id: uuid.UUID, token: str, result: RenderResult
 ) -> list[Rendition]:
     """Put each rendition under its key; renditions whose bytes are identical to an earlier
     one's (`shares_with`) point at that one's object rather than storing a copy."""
@@ -216,7 +259,11 @@ async def store_renditions(
             key = shared.key
         else:
             key = rendition_key(
-                image_id, rendition.name, versions[rendition.name], EXTENSIONS[rendition.format]
+                image_id,
+                token,
+                rendition.name,
+                versions[rendition.name],
+                EXTENSIONS[rendition.format],
             )
             await context.s3.put_object(
                 Bucket=context.renditions_bucket,
@@ -236,13 +283,18 @@ async def store_renditions(
     return list(stored.values())
 
 
-async def delete_objects(context: RenderContext, keys: Sequence[str]) -> None:
-    keys = sorted(set(keys))
+async def delete_objects(context: RenderContext, image_id: uuid.UUID, keys: Sequence[str]) -> None:
+    """Erase every version of these renditions of the image: on a versioned bucket a plain
+    delete would only hide them behind a delete marker."""
     if not keys:
         return
-    response = await context.s3.delete_objects(
-        Bucket=context.renditions_bucket,
-        Delete={"Objects": [{"Key": key} for key in keys], "Quiet": True},
-    )
-    for error in response.get("Errors", []):
-        log.error("rendition not deleted: key=%s %s", error.get("Key"), error.get("Message"))
+    try:
+        await erase_versions(
+            context.s3,
+            bucket=context.renditions_bucket,
+            prefix=renditions_prefix(image_id),
+            keys=set(keys),
+        )
+    except ObjectsNotDeleted as exc:
+        # Unreferenced objects, never a reference to a missing one: reconcile finds them.
+        log.error("renditions not deleted: image_id=%s %s", image_id, exc)

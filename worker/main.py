@@ -23,7 +23,10 @@ from worker.handlers import RenderContext
 from worker.messages import MessageQueue
 from worker.metrics import Metrics
 from worker.pool import RenderPool
+from worker.reconcile import ReconcileContext
+from worker.reconciling import reconciling
 from worker.renditions import Limits
+from worker.sweep import SweepOptions, sweeping
 
 log = logging.getLogger(__name__)
 
@@ -137,6 +140,36 @@ async def run_worker(
                 metrics,
                 idle_s=worker.abandoned_after_s,
                 every_s=settings.worker_visibility_timeout_s,
+            )
+        )
+        await stack.enter_async_context(
+            sweeping(
+                worker.delivery.context.sessions,
+                worker.delivery.context.s3,
+                metrics,
+                SweepOptions(
+                    uploads_bucket=settings.uploads_bucket,
+                    upload_expires_after_s=settings.presign_expires_s + settings.upload_grace_s,
+                    idempotency_key_ttl_s=settings.idempotency_key_ttl_s,
+                    every_s=settings.worker_sweep_every_s,
+                ),
+            )
+        )
+        context = worker.delivery.context
+        await stack.enter_async_context(
+            reconciling(
+                ReconcileContext(
+                    sessions=context.sessions,
+                    s3=context.s3,
+                    sqs=worker.queue.sqs,
+                    queue_url=worker.queue.url,
+                    uploads_bucket=context.uploads_bucket,
+                    renditions_bucket=context.renditions_bucket,
+                    presets=context.presets,
+                    grace_s=settings.reconcile_grace_s,
+                ),
+                metrics,
+                every_s=settings.worker_reconcile_every_s,
             )
         )
         await worker.consumer.run(stop)

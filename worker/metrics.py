@@ -74,6 +74,18 @@ class Metrics:
             ["reason"],
             registry=self.registry,
         )
+        self.swept_total = Counter(
+            "picforge_worker_swept",
+            "Things swept for lingering: expired_images, idempotency_keys",
+            ["kind"],
+            registry=self.registry,
+        )
+        self.reconcile_fixes = Counter(
+            "picforge_worker_reconcile_fixes",
+            "Drift between S3 and the records that reconcile fixed, by kind (worker.reconcile)",
+            ["kind"],
+            registry=self.registry,
+        )
         self.tally: Tally[str] = Tally()
 
     def received(self, count: int) -> None:
@@ -99,6 +111,14 @@ class Metrics:
     def render_process_replaced(self, reason: str) -> None:
         self.render_processes_replaced.labels(reason).inc()
         self.tally["render_processes_replaced"] += 1
+
+    def swept(self, kind: str, count: int = 1) -> None:
+        self.swept_total.labels(kind).inc(count)
+        self.tally[f"swept_{kind}"] += count
+
+    def reconciled(self, kind: str) -> None:
+        self.reconcile_fixes.labels(kind).inc()
+        self.tally["reconcile_fixes"] += 1
 
     def summary(self) -> str:
         """`name=count` for every count, in a stable order, zeros included."""

@@ -6,7 +6,13 @@ an image's status backwards: `ready` never returns to `processing` or `failed`.
   its renditions are replaced (and stays `ready`, renditions kept, if the new render fails);
 - a redelivered message finds `ready` and leaves it be;
 - an image left `processing` longer than any delivery could still be at work on it:
-  `processing` -> `failed` (`processing_failed`), see `worker.abandoned`.
+  `processing` -> `failed` (`processing_failed`), see `worker.abandoned`;
+- an image never uploaded before its ticket expired: `awaiting_upload` -> `expired`, see
+  `worker.sweep`; an original landing for it later is removed, never rendered.
+
+On a versioned bucket the first upload the worker sees pins the original's version
+(`original_version_id`, the oldest version S3 holds under the key): that version is the one
+rendered, then and on every reprocess, and any other version is a later upload to remove.
 """
 
 from __future__ import annotations
@@ -15,8 +21,9 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Literal
 
-from sqlalchemy import case, delete, func, or_, select, update
+from sqlalchemy import case, delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -29,51 +36,97 @@ PROCESSING_FAILED = "processing_failed"
 
 
 @dataclass(frozen=True)
+class Original:
+    """What the worker renders: the declared type, the version pinned (None on an unversioned
+    bucket: whatever is current), and the token of the image's rendition keys."""
+
+    content_type: str
+    version_id: str | None
+    rendition_token: str
+
+
+# What to do with a new upload: render it; nothing (the image is already finished); remove
+# it, a later version than the pinned one; remove it, the image is gone (deleted, expired).
+UploadVerdict = Literal["render", "finished", "later_version", "gone"]
+
+
+@dataclass(frozen=True)
 class Placeholder:
     thumbhash: str | None
     dominant_color: str | None
 
 
-async def start_processing(
-    sessions: async_sessionmaker[AsyncSession], image_id: uuid.UUID
-) -> str | None:
-    """For a new original: mark the image `processing`; its declared content type, or None when
-    there is nothing to do (unknown, deleted, or already finished). An image that failed only
-    because processing gave up is taken up again: that is what a redrive from the DLQ is for."""
+async def claim_upload(
+    sessions: async_sessionmaker[AsyncSession],
+    image_id: uuid.UUID,
+    *,
+    version_id: str | None,
+    first_version_id: str | None,
+) -> tuple[UploadVerdict, Original | None]:
+    """For a new original (S3's `version_id`, None on an unversioned bucket): pin the image's
+    original to `first_version_id` if nothing is pinned yet, then say what to do with this
+    upload. Only `render` comes with the original to render, and marks the image `processing`.
+
+    An image that failed only because processing gave up is taken up again: that is what a
+    redrive from the DLQ is for."""
     async with sessions.begin() as session:
-        declared: str | None = await session.scalar(
-            update(Image)
-            .where(
-                Image.id == image_id,
-                or_(
-                    Image.status.in_(UNFINISHED),
-                    (Image.status == ImageStatus.FAILED) & (Image.error_code == PROCESSING_FAILED),
-                ),
+        row = (
+            await session.execute(
+                select(
+                    Image.status,
+                    Image.error_code,
+                    Image.original_version_id,
+                    Image.content_type,
+                    Image.rendition_token,
+                )
+                .where(Image.id == image_id)
+                .with_for_update()
             )
-            .values(status=ImageStatus.PROCESSING)
-            .returning(Image.content_type)
+        ).one_or_none()
+        if row is None or row.status == ImageStatus.EXPIRED:
+            return "gone", None
+        pinned = row.original_version_id
+        if pinned is None and first_version_id is not None:
+            pinned = first_version_id
+            await session.execute(
+                update(Image).where(Image.id == image_id).values(original_version_id=pinned)
+            )
+        if version_id is not None and pinned is not None and version_id != pinned:
+            return "later_version", None
+        unfinished = row.status in UNFINISHED or (
+            row.status == ImageStatus.FAILED and row.error_code == PROCESSING_FAILED
         )
-        return declared
+        if not unfinished:
+            return "finished", None
+        await session.execute(
+            update(Image).where(Image.id == image_id).values(status=ImageStatus.PROCESSING)
+        )
+        return "render", Original(row.content_type, pinned, row.rendition_token)
 
 
 async def start_reprocessing(
     sessions: async_sessionmaker[AsyncSession], image_id: uuid.UUID
-) -> str | None:
+) -> Original | None:
     """For a reprocess job: a `failed` image goes back to `processing`, a `ready` one stays
-    `ready`. Its declared content type, or None for an unknown image or one never uploaded."""
+    `ready`. Its pinned original, or None for an unknown image or one never uploaded."""
     async with sessions.begin() as session:
-        declared: str | None = await session.scalar(
-            update(Image)
-            .where(Image.id == image_id, Image.status != ImageStatus.AWAITING_UPLOAD)
-            .values(
-                status=case(
-                    (Image.status == ImageStatus.READY, ImageStatus.READY),
-                    else_=ImageStatus.PROCESSING,
+        row = (
+            await session.execute(
+                update(Image)
+                .where(
+                    Image.id == image_id,
+                    Image.status.not_in((ImageStatus.AWAITING_UPLOAD, ImageStatus.EXPIRED)),
                 )
+                .values(
+                    status=case(
+                        (Image.status == ImageStatus.READY, ImageStatus.READY),
+                        else_=ImageStatus.PROCESSING,
+                    )
+                )
+                .returning(Image.content_type, Image.original_version_id, Image.rendition_token)
             )
-            .returning(Image.content_type)
-        )
-        return declared
+        ).one_or_none()
+        return None if row is None else Original(*row)
 
 
 async def record_ready(
@@ -171,3 +224,26 @@ async def record_failure(
             update(Image).where(Image.id == image_id).values(reprocess_queued_at=None)
         )
         return failed is not None
+
+
+async def record_original_missing(
+    sessions: async_sessionmaker[AsyncSession], image_id: uuid.UUID, *, message: str
+) -> list[str]:
+    """Mark an uploaded image whose original is gone `failed` (`original_missing`): it can never
+    be rendered again. Its renditions' rows go; their keys, for the caller to erase."""
+    async with sessions.begin() as session:
+        failed = await session.scalar(
+            update(Image)
+            .where(
+                Image.id == image_id,
+                Image.status.not_in((ImageStatus.AWAITING_UPLOAD, ImageStatus.EXPIRED)),
+            )
+            .values(status=ImageStatus.FAILED, error_code="original_missing", error_message=message)
+            .returning(Image.id)
+        )
+        if failed is None:
+            return []
+        keys = await session.scalars(
+            delete(Rendition).where(Rendition.image_id == image_id).returning(Rendition.key)
+        )
+        return sorted(set(keys))

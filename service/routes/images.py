@@ -208,6 +208,7 @@ async def post_image(
         key=key,
         upload=Upload(**body.model_dump()),
         idempotency_key=idempotency_key,
+        idempotency_key_ttl_s=resources.settings.idempotency_key_ttl_s,
     )
     if created.replayed:
         response.headers["Idempotent-Replayed"] = "true"
@@ -267,14 +268,22 @@ async def get_image(image: ImageDep, resources: ResourcesDep) -> ImageOut:
     operation_id="deleteImage",
     status_code=status.HTTP_204_NO_CONTENT,
     summary="Delete an image, its original and every rendition",
-    description="When this returns, S3 holds nothing of the image, even if the worker was "
-    "rendering it. Deleting again is `image_not_found`.",
+    description="When this returns, S3 holds nothing of the image, no version and no delete "
+    "marker, even if the worker was rendering it, and a CDN in front of the renditions has been "
+    "told to drop them; an upload arriving later is removed. Deleting again is `image_not_found`.",
     responses={401: UNAUTHORIZED, 404: NOT_FOUND, 422: MALFORMED, 503: UNAVAILABLE},
 )
 async def delete_image_route(
     image_id: ImageIdDep, owner: OwnerDep, session: SessionDep, resources: ResourcesDep
 ) -> Response:
-    await delete_image(session, resources.s3, resources.settings, owner=owner, image_id=image_id)
+    await delete_image(
+        session,
+        resources.s3,
+        resources.settings,
+        owner=owner,
+        image_id=image_id,
+        cdn=resources.cdn,
+    )
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 

@@ -28,7 +28,7 @@ from .terraform import INFRA_DIR, Module, load_module
 ROLES = {"api": "api_task", "worker": "worker_task"}
 
 _INTERPOLATION = re.compile(r"\$\{(?P<expr>[^{}]*)\}")
-_DOCUMENT_REF = re.compile(r"^\$\{data\.aws_iam_policy_document\.(?P<name>\w+)\.json\}$")
+_DOCUMENT_REF = re.compile(r"^\$\{data\.aws_iam_policy_document\.(?P<name>\w+)(?:\[0\])?\.json\}$")
 
 
 def role_policy_documents(
@@ -37,9 +37,12 @@ def role_policy_documents(
     uploads_bucket: str,
     renditions_bucket: str,
     queue_arn: str,
+    distribution_arn: str | None = None,
     module: Module | None = None,
 ) -> list[dict[str, Any]]:
-    """Every inline policy attached to the `api` or `worker` task role, as IAM JSON documents."""
+    """Every inline policy attached to the `api` or `worker` task role, as IAM JSON documents.
+    A policy with a `count` exists only with the CDN (`enable_cdn`): it is included when
+    `distribution_arn` names the distribution, and left out otherwise."""
     if role not in ROLES:
         raise ValueError(f"role must be one of {sorted(ROLES)}, not {role!r}")
     module = module or load_module(INFRA_DIR)
@@ -49,11 +52,14 @@ def role_policy_documents(
         "aws_s3_bucket.renditions.arn": f"arn:{partition}:s3:::{renditions_bucket}",
         "aws_sqs_queue.images.arn": queue_arn,
     }
+    if distribution_arn is not None:
+        references["aws_cloudfront_distribution.this[0].arn"] = distribution_arn
     role_ref = f"${{aws_iam_role.{ROLES[role]}.id}}"
     attached = [
         (name, body)
         for name, body in module.resources.get("aws_iam_role_policy", {}).items()
         if body.get("role") in (role_ref, f"${{aws_iam_role.{ROLES[role]}.name}}")
+        and ("count" not in body or distribution_arn is not None)
     ]
     if not attached:
         raise LookupError(f"no aws_iam_role_policy attached to aws_iam_role.{ROLES[role]}")
@@ -73,7 +79,7 @@ def policy_document(
     module: Module, source: dict[str, Any], references: dict[str, str]
 ) -> dict[str, Any]:
     """An aws_iam_policy_document data source as an IAM JSON document."""
-    unsupported = set(source) - {"statement", "__file__", "version"}
+    unsupported = set(source) - {"statement", "__file__", "version", "count"}
     if unsupported or source.get("dynamic"):
         raise ValueError(f"unsupported policy document arguments: {sorted(unsupported)}")
     return {

@@ -22,6 +22,7 @@ from botocore.exceptions import ClientError
 from devstack.emulator import Emulator
 from devstack.ports import free_port, wait_for_port
 from devstack.provision import Stack, provision
+from tests.cdn import create_distribution
 from tests.conftest import REPO_ROOT, TESTDATA
 
 from .policies import role_policy_documents
@@ -55,8 +56,10 @@ def client(service: str, emulator: Emulator, credentials: dict[str, str] | None 
     )
 
 
-def role_credentials(emulator: Emulator, stack: Stack, role: str) -> dict[str, str]:
-    """An IAM user holding exactly the role's policies from the Terraform."""
+def role_credentials(
+    emulator: Emulator, stack: Stack, role: str, distribution_arn: str
+) -> dict[str, str]:
+    """An IAM user holding exactly the role's policies from the Terraform, CDN enabled."""
     iam = client("iam", emulator)
     user = f"picforge-{role}"
     iam.create_user(UserName=user)
@@ -65,6 +68,7 @@ def role_credentials(emulator: Emulator, stack: Stack, role: str) -> dict[str, s
         uploads_bucket=stack.names.uploads_bucket,
         renditions_bucket=stack.names.renditions_bucket,
         queue_arn=stack.queue_arn,
+        distribution_arn=distribution_arn,
     )
     for number, document in enumerate(documents):
         iam.put_user_policy(
@@ -78,8 +82,19 @@ def role_credentials(emulator: Emulator, stack: Stack, role: str) -> dict[str, s
 
 
 @pytest.fixture
-def credentials(iam_emulator: Emulator, iam_stack: Stack) -> dict[str, dict[str, str]]:
-    return {role: role_credentials(iam_emulator, iam_stack, role) for role in ROLES}
+def distribution(iam_emulator: Emulator, iam_stack: Stack) -> dict[str, str]:
+    """The CDN in front of the renditions bucket, made by the account's root credentials."""
+    cloudfront = client("cloudfront", iam_emulator)
+    return create_distribution(cloudfront, iam_stack.names.renditions_bucket)
+
+
+@pytest.fixture
+def credentials(
+    iam_emulator: Emulator, iam_stack: Stack, distribution: dict[str, str]
+) -> dict[str, dict[str, str]]:
+    return {
+        role: role_credentials(iam_emulator, iam_stack, role, distribution["ARN"]) for role in ROLES
+    }
 
 
 def process_environment(
@@ -109,9 +124,11 @@ def stop(process: subprocess.Popen[bytes]) -> int:
     return process.wait(timeout=60)
 
 
-def objects(emulator: Emulator, bucket: str) -> list[str]:
-    listing = client("s3", emulator).list_objects_v2(Bucket=bucket)
-    return [item["Key"] for item in listing.get("Contents", [])]
+def versions(emulator: Emulator, bucket: str) -> list[str]:
+    """Every version and delete marker in the (versioned) bucket."""
+    listing = client("s3", emulator).list_object_versions(Bucket=bucket)
+    entries = [*listing.get("Versions", []), *listing.get("DeleteMarkers", [])]
+    return [f"{entry['Key']}@{entry['VersionId']}" for entry in entries]
 
 
 def wait_until_finished(http: httpx.Client, image_id: str) -> dict[str, Any]:
@@ -138,6 +155,9 @@ def run_client_flow(http: httpx.Client, image: bytes) -> dict[str, Any]:
     assert record["status"] == "ready", record
     for rendition in record["renditions"]:
         assert httpx.get(rendition["url"]).status_code == 200
+    # The ticket used again: the worker removes the later version, by its version id.
+    again = httpx.post(ticket["url"], data=ticket["fields"], files={"file": ("h", b"other")})
+    assert again.status_code == 204, again.text
     assert http.post(f"/v1/images/{created['id']}/reprocess").status_code == 202
     return record
 
@@ -158,11 +178,13 @@ def test_least_privilege_roles_run_the_whole_flow(
     iam_emulator: Emulator,
     iam_stack: Stack,
     credentials: dict[str, dict[str, str]],
+    distribution: dict[str, str],
     database_url: str,
     tmp_path: Path,
 ) -> None:
     port = free_port()
     api_env = process_environment(iam_emulator, iam_stack, database_url, credentials["api"])
+    api_env["PICFORGE_CDN_DISTRIBUTION_ID"] = distribution["Id"]
     api = start([*PICFORGE, "serve", "--port", str(port)], api_env, tmp_path / "api.log")
     worker = start(
         [sys.executable, "-m", "worker"],
@@ -182,8 +204,10 @@ def test_least_privilege_roles_run_the_whole_flow(
     # uvicorn re-raises the SIGTERM it handled once it has shut down cleanly.
     assert exit_codes == [-signal.SIGTERM, 0], logs
     assert "AccessDenied" not in logs["api.log"] + logs["worker.log"], logs
-    assert objects(iam_emulator, iam_stack.names.uploads_bucket) == []
-    assert objects(iam_emulator, iam_stack.names.renditions_bucket) == []
+    assert "later upload" in logs["worker.log"], logs
+    assert "cdn invalidation" in logs["api.log"], logs
+    assert versions(iam_emulator, iam_stack.names.uploads_bucket) == []
+    assert versions(iam_emulator, iam_stack.names.renditions_bucket) == []
 
 
 def denied(call: Any, **kwargs: Any) -> bool:
@@ -214,6 +238,23 @@ def test_api_role_cannot_read_originals_or_write_renditions(
         s3.put_object, Bucket=names.renditions_bucket, Key="renditions/x/a.webp", Body=b"x"
     )
     assert denied(s3.put_object, Bucket=names.uploads_bucket, Key="elsewhere/x", Body=b"x")
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_role_lists_and_erases_versions_only_under_its_prefixes(
+    iam_emulator: Emulator, iam_stack: Stack, credentials: dict[str, dict[str, str]], role: str
+) -> None:
+    s3 = client("s3", iam_emulator, credentials[role])
+    names = iam_stack.names
+
+    for bucket, prefix in (
+        (names.uploads_bucket, "originals/"),
+        (names.renditions_bucket, "renditions/"),
+    ):
+        assert not denied(s3.list_object_versions, Bucket=bucket, Prefix=prefix)
+        assert denied(s3.list_object_versions, Bucket=bucket, Prefix="elsewhere/")
+        assert denied(s3.list_object_versions, Bucket=bucket)
+        assert denied(s3.delete_object, Bucket=bucket, Key="elsewhere/x", VersionId="v1")
 
 
 def test_api_role_cannot_consume_the_queue(
@@ -249,3 +290,24 @@ def test_role_cannot_touch_another_bucket_or_queue(
     assert denied(s3.get_object, Bucket=outsiders["bucket"], Key="renditions/x")
     assert denied(sqs.send_message, QueueUrl=outsiders["queue_url"], MessageBody="{}")
     assert denied(sqs.receive_message, QueueUrl=outsiders["queue_url"])
+
+
+def test_api_role_invalidates_only_its_distribution(
+    iam_emulator: Emulator,
+    iam_stack: Stack,
+    credentials: dict[str, dict[str, str]],
+    distribution: dict[str, str],
+) -> None:
+    other = create_distribution(client("cloudfront", iam_emulator), "someone-elses-bucket")
+    batch = {"Paths": {"Quantity": 1, "Items": ["/renditions/x/*"]}, "CallerReference": "t"}
+
+    def invalidation_denied(role: str, distribution_id: str) -> bool:
+        cloudfront = client("cloudfront", iam_emulator, credentials[role])
+        return denied(
+            cloudfront.create_invalidation, DistributionId=distribution_id, InvalidationBatch=batch
+        )
+
+    assert invalidation_denied("api", other["Id"])
+    assert invalidation_denied("worker", other["Id"])
+    assert not invalidation_denied("api", distribution["Id"])
+    assert invalidation_denied("worker", distribution["Id"])

@@ -41,11 +41,14 @@ def test_role_policy_documents_returns_the_api_grants_resolved() -> None:
     assert document["Version"] == "2012-10-17"
     assert _grants([document]) == {
         ("s3:PutObject", "arn:aws:s3:::pf-uploads/originals/*"),
-        ("s3:DeleteObject", "arn:aws:s3:::pf-uploads/originals/*"),
+        ("s3:DeleteObjectVersion", "arn:aws:s3:::pf-uploads/originals/*"),
         ("s3:GetObject", "arn:aws:s3:::pf-renditions/renditions/*"),
         ("s3:DeleteObject", "arn:aws:s3:::pf-renditions/renditions/*"),
+        ("s3:DeleteObjectVersion", "arn:aws:s3:::pf-renditions/renditions/*"),
         ("s3:ListBucket", "arn:aws:s3:::pf-uploads"),
         ("s3:ListBucket", "arn:aws:s3:::pf-renditions"),
+        ("s3:ListBucketVersions", "arn:aws:s3:::pf-uploads"),
+        ("s3:ListBucketVersions", "arn:aws:s3:::pf-renditions"),
         ("sqs:SendMessage", QUEUE_ARN),
     }
 
@@ -53,14 +56,43 @@ def test_role_policy_documents_returns_the_api_grants_resolved() -> None:
 def test_role_policy_documents_returns_the_worker_grants_resolved() -> None:
     assert _grants(_documents("worker")) == {
         ("s3:GetObject", "arn:aws:s3:::pf-uploads/originals/*"),
+        ("s3:GetObjectVersion", "arn:aws:s3:::pf-uploads/originals/*"),
+        ("s3:DeleteObjectVersion", "arn:aws:s3:::pf-uploads/originals/*"),
         ("s3:ListBucket", "arn:aws:s3:::pf-uploads"),
+        ("s3:ListBucketVersions", "arn:aws:s3:::pf-uploads"),
+        ("s3:ListBucketVersions", "arn:aws:s3:::pf-renditions"),
         ("s3:PutObject", "arn:aws:s3:::pf-renditions/renditions/*"),
         ("s3:DeleteObject", "arn:aws:s3:::pf-renditions/renditions/*"),
+        ("s3:DeleteObjectVersion", "arn:aws:s3:::pf-renditions/renditions/*"),
+        ("sqs:SendMessage", QUEUE_ARN),
         ("sqs:ReceiveMessage", QUEUE_ARN),
         ("sqs:DeleteMessage", QUEUE_ARN),
         ("sqs:ChangeMessageVisibility", QUEUE_ARN),
         ("sqs:GetQueueAttributes", QUEUE_ARN),
     }
+
+
+def test_role_policy_documents_with_the_cdn_let_the_api_invalidate_only_it() -> None:
+    distribution = "arn:aws:cloudfront::000000000000:distribution/E2PICFORGE"
+    api = policies.role_policy_documents(
+        "api",
+        uploads_bucket=UPLOADS,
+        renditions_bucket=RENDITIONS,
+        queue_arn=QUEUE_ARN,
+        distribution_arn=distribution,
+    )
+    worker = policies.role_policy_documents(
+        "worker",
+        uploads_bucket=UPLOADS,
+        renditions_bucket=RENDITIONS,
+        queue_arn=QUEUE_ARN,
+        distribution_arn=distribution,
+    )
+
+    assert _grants(api) - _grants(_documents("api")) == {
+        ("cloudfront:CreateInvalidation", distribution)
+    }
+    assert _grants(worker) == _grants(_documents("worker"))
 
 
 @pytest.mark.parametrize("role", ["api", "worker"])

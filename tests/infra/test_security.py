@@ -11,7 +11,7 @@ from .terraform import Module
 
 BUCKETS = ("uploads", "renditions", "logs")
 # Identity policies attached to the ECS roles: no wildcard resources (but the one below).
-ROLE_DOCUMENTS = ("execution", "api_task", "worker_task")
+ROLE_DOCUMENTS = ("execution", "api_task", "api_task_cdn", "worker_task")
 # NOTE: ecr:GetAuthorizationToken supports no resource-level permissions; "*" is the only
 # resource it accepts.
 RESOURCE_WILDCARD_ALLOWED = {("ecr:GetAuthorizationToken",)}
@@ -26,7 +26,7 @@ def _documents(tf: Module) -> dict[str, dict[str, Any]]:
 
 
 def _document_of(tf: Module, reference: str) -> dict[str, Any]:
-    match = re.fullmatch(r"\$\{data\.aws_iam_policy_document\.(\w+)\.json\}", reference)
+    match = re.fullmatch(r"\$\{data\.aws_iam_policy_document\.(\w+)(?:\[0\])?\.json\}", reference)
     assert match, f"policies are written as aws_iam_policy_document data sources: {reference}"
     return tf.data_source("aws_iam_policy_document", match.group(1))
 

@@ -28,6 +28,17 @@ async def all_objects(s3: S3Client, settings: ApiSettings) -> list[str]:
     ]
 
 
+async def all_versions(s3: S3Client, settings: ApiSettings) -> list[str]:
+    """Every version and delete marker in both (versioned) buckets, as `bucket/key@version`:
+    what S3 still keeps, current or not."""
+    found = []
+    for bucket in (settings.uploads_bucket, settings.renditions_bucket):
+        listing = await s3.list_object_versions(Bucket=bucket)
+        for entry in [*listing.get("Versions", []), *listing.get("DeleteMarkers", [])]:
+            found.append(f"{bucket}/{entry['Key']}@{entry['VersionId']}")
+    return sorted(found)
+
+
 async def set_status(db: AsyncEngine, image_id: str, status: str) -> None:
     """Move an image along as the worker would, without running it."""
     async with db.begin() as connection:

@@ -43,7 +43,9 @@ async def test_delivery_image_becomes_ready_and_message_is_deleted(
     assert image.thumbhash and image.dominant_color
     # A 128 px original comes out the same in every preset: stored once, named four times.
     assert {r.name for r in image.renditions} == {p.name for p in DEFAULT_PRESETS}
-    thumb = rendition_key(image_id, "thumb", DEFAULT_PRESETS[0].version, "webp")
+    thumb = rendition_key(
+        image_id, image.rendition_token, "thumb", DEFAULT_PRESETS[0].version, "webp"
+    )
     assert {r.key for r in image.renditions} == {thumb}
     assert await images.rendition_keys() == [thumb]
     assert await eventually(lambda: queue_is_empty(images), what="an empty queue")
@@ -185,13 +187,14 @@ async def test_delivery_discards_what_is_not_ours_and_keeps_working(
     )
     good = await images.create(hopper_png)
 
-    assert (await images.wait_for(good, "ready")).renditions
+    good_image = await images.wait_for(good, "ready")
+    assert good_image.renditions
     assert await eventually(lambda: queue_is_empty(images), what="an empty queue")
     assert not worker.task.done()
     assert await images.get(deleted) is None
     assert (await images.get(not_uploaded)).status == "awaiting_upload"  # type: ignore[union-attr]
     assert await images.rendition_keys() == [
-        rendition_key(good, "thumb", THUMB_ONLY[0].version, "webp")
+        rendition_key(good, good_image.rendition_token, "thumb", THUMB_ONLY[0].version, "webp")
     ]
     # garbage, 3 uploads that are not images we know, 1 job too early, and S3's test event
     assert worker.count(MESSAGES, outcome="discarded") == len(garbage) + 3 + 1 + 1

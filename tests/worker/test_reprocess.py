@@ -59,8 +59,8 @@ async def test_reprocess_replaces_renditions_of_ready_image_without_leaving_read
     thumb, wide = LATER_PRESETS
     assert await images.rendition_keys() == sorted(
         [
-            rendition_key(before.id, "thumb", thumb.version, "webp"),
-            rendition_key(before.id, "wide", wide.version, "jpg"),
+            rendition_key(before.id, before.rendition_token, "thumb", thumb.version, "webp"),
+            rendition_key(before.id, before.rendition_token, "wide", wide.version, "jpg"),
         ]
     )
 
@@ -80,7 +80,9 @@ async def test_reprocess_after_preset_change_writes_rendition_under_new_key(
 
     # A CDN caches a rendition forever: changed bytes need a new URL, and the old object goes.
     new_thumb = next(r for r in after.renditions if r.name == "thumb")
-    assert new_thumb.key == rendition_key(before.id, "thumb", sharper[0].version, "webp")
+    assert new_thumb.key == rendition_key(
+        before.id, before.rendition_token, "thumb", sharper[0].version, "webp"
+    )
     assert new_thumb.size_bytes != old_thumb.size_bytes
     small = next(r for r in after.renditions if r.name == "small")
     assert small.key == next(r.key for r in before.renditions if r.name == "small")

@@ -216,9 +216,13 @@ async def test_create_image_put_ticket_signs_type_and_length(client: httpx.Async
     ticket = created["upload"]
 
     assert ticket["method"] == "PUT"
-    assert ticket["headers"] == {"Content-Type": "image/png", "Content-Length": "123"}
+    assert ticket["headers"] == {
+        "Content-Type": "image/png",
+        "Content-Length": "123",
+        "If-None-Match": "*",
+    }
     signed = httpx.URL(ticket["url"]).params["X-Amz-SignedHeaders"].split(";")
-    assert {"content-type", "content-length"} <= set(signed)
+    assert {"content-type", "content-length", "if-none-match"} <= set(signed)
     assert httpx.URL(ticket["url"]).path.endswith(f"/originals/{created['id']}")
     assert "fields" not in ticket
 

@@ -14,7 +14,7 @@ from service.config import ApiSettings
 from tests.conftest import TESTDATA, RenderGate
 from tests.flow import create_image, upload_image, wait_for_status
 from tests.polling import eventually
-from tests.service.state import add_rendition, all_objects, list_keys, set_status
+from tests.service.state import add_rendition, all_objects, all_versions, list_keys, set_status
 
 if TYPE_CHECKING:
     from types_aiobotocore_s3 import S3Client
@@ -53,11 +53,33 @@ async def test_delete_image_removes_record_original_and_renditions(
 
     assert response.status_code == 204
     assert response.content == b""
-    assert await all_objects(s3, api_settings) == []
+    assert await all_versions(s3, api_settings) == []
     assert (await client.get(f"/v1/images/{created['id']}")).status_code == 404
     again = await client.delete(f"/v1/images/{created['id']}")
     assert again.status_code == 404
     assert again.json()["code"] == "image_not_found"
+
+
+async def test_delete_image_erases_noncurrent_versions_and_delete_markers(
+    client: httpx.AsyncClient, db: AsyncEngine, s3: S3Client, api_settings: ApiSettings
+) -> None:
+    created = await upload_image(client, HOPPER_JPG, filename="a.jpg", content_type="image/jpeg")
+    key = await add_rendition(db, s3, api_settings, created["id"])
+    # What a versioned bucket accumulates: a rendition rewritten (a noncurrent version), a
+    # stray deleted the plain way (a delete marker over its bytes), a second original.
+    await s3.put_object(Bucket=api_settings.renditions_bucket, Key=key, Body=b"again")
+    stray = f"renditions/{created['id']}/stray.avif"
+    await s3.put_object(Bucket=api_settings.renditions_bucket, Key=stray, Body=b"x")
+    await s3.delete_object(Bucket=api_settings.renditions_bucket, Key=stray)
+    await s3.put_object(
+        Bucket=api_settings.uploads_bucket, Key=f"originals/{created['id']}", Body=b"later"
+    )
+    assert len(await all_versions(s3, api_settings)) == 6
+
+    response = await client.delete(f"/v1/images/{created['id']}")
+
+    assert response.status_code == 204
+    assert await all_versions(s3, api_settings) == []
 
 
 async def test_delete_image_leaves_other_images_alone(
@@ -117,7 +139,7 @@ async def test_delete_image_while_worker_renders_leaves_no_objects(
     # The worker finishes rendering after the record is gone, writes its renditions, finds no
     # row to record them in, and takes them back.
     await wait_until_queue_drained(sqs, api_settings.queue_url)
-    assert await all_objects(s3, api_settings) == []
+    assert await all_versions(s3, api_settings) == []
 
 
 @pytest.mark.usefixtures("worker")
@@ -130,4 +152,4 @@ async def test_delete_image_right_after_upload_leaves_no_objects(
 
     assert response.status_code == 204
     await wait_until_queue_drained(sqs, api_settings.queue_url)
-    assert await all_objects(s3, api_settings) == []
+    assert await all_versions(s3, api_settings) == []

@@ -1,0 +1,218 @@
+"""The storage lifecycle on versioned buckets, through the real API and worker: an original is
+uploaded once, a later upload is never rendered or served, an upload for a deleted image is
+removed, images never uploaded expire and are swept, Idempotency-Keys are forgotten."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Any
+
+import httpx
+from PIL import Image as PILImage
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from service.config import ApiSettings
+from tests.conftest import TESTDATA
+from tests.flow import create_image, fetch, upload, upload_image, upload_put, wait_until_finished
+from tests.service.state import all_versions
+from worker.config import WorkerSettings
+from worker.main import run_worker
+from worker.metrics import Metrics
+
+if TYPE_CHECKING:
+    from types_aiobotocore_s3 import S3Client
+    from types_aiobotocore_sqs import SQSClient
+
+HOPPER_PNG = (TESTDATA / "good" / "hopper.png").read_bytes()
+
+
+def red_png(size: int = 64) -> bytes:
+    buffer = io.BytesIO()
+    PILImage.new("RGB", (size, size), (255, 0, 0)).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+@asynccontextmanager
+async def running_worker(settings: WorkerSettings) -> AsyncIterator[Metrics]:
+    stop, metrics = asyncio.Event(), Metrics()
+    task = asyncio.create_task(run_worker(settings, stop, metrics=metrics))
+    try:
+        yield metrics
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, timeout=30)
+
+
+async def eventually(check: Any, *, timeout_s: float = 30, what: str = "condition") -> Any:
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while not (value := await check()):
+        assert asyncio.get_running_loop().time() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.1)
+    return value
+
+
+async def queue_drained(sqs: SQSClient, queue_url: str) -> bool:
+    names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+    attributes = (await sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=names))[
+        "Attributes"
+    ]
+    return all(attributes.get(name) == "0" for name in names)
+
+
+async def original_versions(s3: S3Client, settings: ApiSettings, image_id: str) -> list[str]:
+    listing = await s3.list_object_versions(
+        Bucket=settings.uploads_bucket, Prefix=f"originals/{image_id}"
+    )
+    return [v["VersionId"] for v in listing.get("Versions", [])]
+
+
+async def test_put_ticket_uploads_once_and_s3_refuses_a_second_put(
+    client: httpx.AsyncClient, s3: S3Client, api_settings: ApiSettings
+) -> None:
+    created = await create_image(
+        client,
+        filename="a.png",
+        content_type="image/png",
+        size_bytes=len(HOPPER_PNG),
+        upload_method="put",
+    )
+
+    first = await upload_put(created["upload"], HOPPER_PNG)
+    second = await upload_put(created["upload"], HOPPER_PNG)
+
+    assert first.status_code == 200, first.text
+    assert second.status_code == 412, second.text
+    assert "PreconditionFailed" in second.text
+    assert len(await original_versions(s3, api_settings, created["id"])) == 1
+
+
+async def test_reused_post_ticket_after_ready_changes_nothing_served_even_after_reprocess(
+    client: httpx.AsyncClient,
+    s3: S3Client,
+    sqs: SQSClient,
+    api_settings: ApiSettings,
+    worker_settings: WorkerSettings,
+) -> None:
+    async with running_worker(worker_settings):
+        created = await upload_image(client, HOPPER_PNG, filename="h.png", content_type="image/png")
+        ready = await wait_until_finished(client, created["id"])
+        assert ready["status"] == "ready", ready
+        served = {r["name"]: (await fetch(r["url"])).content for r in ready["renditions"]}
+        [pinned] = await original_versions(s3, api_settings, created["id"])
+
+        # POST tickets cannot be conditional: S3 takes the bytes (204) as a new version.
+        reused = await upload(created["upload"], red_png(), content_type="image/png")
+        assert reused.status_code == 204, reused.text
+        await eventually(lambda: queue_drained(sqs, api_settings.queue_url), what="the event")
+        assert await original_versions(s3, api_settings, created["id"]) == [pinned]
+
+        assert (await client.post(f"/v1/images/{created['id']}/reprocess")).status_code == 202
+        await eventually(lambda: queue_drained(sqs, api_settings.queue_url), what="reprocess")
+        after = (await client.get(f"/v1/images/{created['id']}")).json()
+
+    assert after["status"] == "ready"
+    assert after["placeholder"] == ready["placeholder"]
+    assert {r["name"]: (await fetch(r["url"])).content for r in after["renditions"]} == served
+    assert await original_versions(s3, api_settings, created["id"]) == [pinned]
+
+
+async def test_upload_after_delete_is_removed(
+    client: httpx.AsyncClient,
+    s3: S3Client,
+    sqs: SQSClient,
+    api_settings: ApiSettings,
+    worker_settings: WorkerSettings,
+) -> None:
+    async with running_worker(worker_settings):
+        created = await create_image(
+            client, filename="h.png", content_type="image/png", size_bytes=len(HOPPER_PNG)
+        )
+        assert (await client.delete(f"/v1/images/{created['id']}")).status_code == 204
+
+        late = await upload(created["upload"], HOPPER_PNG, content_type="image/png")
+        assert late.status_code == 204, late.text
+        await eventually(lambda: queue_drained(sqs, api_settings.queue_url), what="the event")
+
+    assert await all_versions(s3, api_settings) == []
+
+
+async def backdate(db: AsyncEngine, table: str, seconds: int) -> None:
+    async with db.begin() as connection:
+        await connection.execute(
+            text(f"UPDATE {table} SET created_at = created_at - make_interval(secs => :s)"),
+            {"s": seconds},
+        )
+
+
+async def test_image_never_uploaded_expires_is_swept_and_a_late_upload_removed(
+    client: httpx.AsyncClient,
+    db: AsyncEngine,
+    s3: S3Client,
+    sqs: SQSClient,
+    api_settings: ApiSettings,
+    worker_settings: WorkerSettings,
+) -> None:
+    stale = await create_image(client, filename="a.png", content_type="image/png", size_bytes=9)
+    await backdate(db, "images", 3600)
+    fresh = await create_image(client, filename="b.png", content_type="image/png", size_bytes=9)
+    settings = worker_settings.model_copy(update={"presign_expires_s": 300, "upload_grace_s": 900})
+
+    async with running_worker(settings) as metrics:
+
+        async def expired() -> bool:
+            record = (await client.get(f"/v1/images/{stale['id']}")).json()
+            return bool(record["status"] == "expired")
+
+        await eventually(expired, what="the stale image expired")
+        # The ticket was signed for 300 s; an upload S3 still accepts now is removed.
+        late = await upload(stale["upload"], HOPPER_PNG[:9], content_type="image/png")
+        assert late.status_code == 204, late.text
+        await eventually(lambda: queue_drained(sqs, api_settings.queue_url), what="the event")
+        swept = metrics.registry.get_sample_value(
+            "picforge_worker_swept_total", {"kind": "expired_images"}
+        )
+
+    assert swept == 1
+    assert (await client.get(f"/v1/images/{fresh['id']}")).json()["status"] == "awaiting_upload"
+    assert await all_versions(s3, api_settings) == []
+    refused = await client.post(f"/v1/images/{stale['id']}/reprocess")
+    assert refused.status_code == 409
+    assert (await client.delete(f"/v1/images/{stale['id']}")).status_code == 204
+
+
+async def test_idempotency_key_expires_and_then_makes_a_new_image(
+    client: httpx.AsyncClient, db: AsyncEngine, worker_settings: WorkerSettings
+) -> None:
+    body = {"filename": "a.png", "content_type": "image/png", "size_bytes": 9}
+    headers = {"Idempotency-Key": str(uuid.uuid4())}
+    first = (await client.post("/v1/images", json=body, headers=headers)).json()
+    replay = await client.post("/v1/images", json=body, headers=headers)
+    assert replay.json()["id"] == first["id"]
+
+    await backdate(db, "idempotent_creates", 24 * 3600 + 1)
+    later = await client.post("/v1/images", json=body, headers=headers)
+
+    assert later.status_code == 201
+    assert "Idempotent-Replayed" not in later.headers
+    assert later.json()["id"] != first["id"]
+    # The worker's sweep forgets old keys even if no request comes back with them.
+    await backdate(db, "idempotent_creates", 24 * 3600 + 1)
+    async with running_worker(worker_settings) as metrics:
+
+        async def forgotten() -> bool:
+            async with db.connect() as connection:
+                left = await connection.scalar(text("SELECT count(*) FROM idempotent_creates"))
+            return left == 0
+
+        await eventually(forgotten, what="the key forgotten")
+    assert (
+        metrics.registry.get_sample_value(
+            "picforge_worker_swept_total", {"kind": "idempotency_keys"}
+        )
+        == 1
+    )

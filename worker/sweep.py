@@ -1,0 +1,119 @@
+"""Nothing lingers: images never uploaded expire, and Idempotency-Keys are forgotten.
+
+An image still `awaiting_upload` once its ticket has expired, plus a grace period for an upload
+S3 accepted at the last second and has not yet announced, will never be uploaded: it becomes
+`expired`, and anything that landed under its original's key is erased (an upload arriving
+later still is removed by the worker when its event comes, see `worker.handlers`). The record
+stays, so its client learns what happened, until it is deleted. Idempotency-Keys older than
+their time to live are deleted: a request with one then makes a new image.
+
+Each look is one statement, atomic, so any number of workers may sweep at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
+from sqlalchemy import delete, func, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from service.models import IdempotentCreate, Image, ImageStatus
+from service.storage import erase_original
+from worker.metrics import Metrics
+
+if TYPE_CHECKING:
+    from types_aiobotocore_s3 import S3Client
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SweepOptions:
+    uploads_bucket: str
+    # Seconds after its creation an image still awaiting its upload expires.
+    upload_expires_after_s: float
+    idempotency_key_ttl_s: float
+    every_s: float
+
+
+async def expire_unuploaded(
+    sessions: async_sessionmaker[AsyncSession], *, older_than_s: float
+) -> list[uuid.UUID]:
+    """Mark `expired` every image `awaiting_upload` created more than `older_than_s` ago."""
+    async with sessions.begin() as session:
+        expired = await session.scalars(
+            update(Image)
+            .where(
+                Image.status == ImageStatus.AWAITING_UPLOAD,
+                Image.created_at < func.now() - timedelta(seconds=older_than_s),
+            )
+            .values(status=ImageStatus.EXPIRED)
+            .returning(Image.id)
+        )
+        return list(expired)
+
+
+async def forget_idempotency_keys(
+    sessions: async_sessionmaker[AsyncSession], *, older_than_s: float
+) -> int:
+    async with sessions.begin() as session:
+        forgotten = await session.scalars(
+            delete(IdempotentCreate)
+            .where(IdempotentCreate.created_at < func.now() - timedelta(seconds=older_than_s))
+            .returning(IdempotentCreate.key)
+        )
+        return len(list(forgotten))
+
+
+async def sweep_once(
+    sessions: async_sessionmaker[AsyncSession],
+    s3: S3Client,
+    metrics: Metrics,
+    options: SweepOptions,
+) -> list[uuid.UUID]:
+    """One sweep; the images it expired."""
+    expired = await expire_unuploaded(sessions, older_than_s=options.upload_expires_after_s)
+    for image_id in expired:
+        erased = await erase_original(s3, bucket=options.uploads_bucket, image_id=image_id)
+        log.info("image_id=%s expired: never uploaded; %d versions erased", image_id, erased)
+        metrics.swept("expired_images")
+    forgotten = await forget_idempotency_keys(sessions, older_than_s=options.idempotency_key_ttl_s)
+    if forgotten:
+        log.info(
+            "forgot %d idempotency keys older than %.0f s", forgotten, options.idempotency_key_ttl_s
+        )
+        metrics.swept("idempotency_keys", forgotten)
+    return expired
+
+
+@asynccontextmanager
+async def sweeping(
+    sessions: async_sessionmaker[AsyncSession],
+    s3: S3Client,
+    metrics: Metrics,
+    options: SweepOptions,
+) -> AsyncIterator[None]:
+    """Sweep every `options.every_s` seconds (the first time at once) while the block runs."""
+
+    async def sweep_forever() -> None:
+        while True:
+            try:
+                await sweep_once(sessions, s3, metrics, options)
+            except Exception:
+                # The database or S3 down, say: the next sweep tries again.
+                log.exception("sweep failed")
+            await asyncio.sleep(options.every_s)
+
+    task = asyncio.create_task(sweep_forever())
+    try:
+        yield
+    finally:
+        task.cancel()
+        await asyncio.wait([task])

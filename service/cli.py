@@ -18,25 +18,23 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 import uvicorn
-from alembic import command
 
 from service import keys
 from service.config import ApiSettings, DatabaseSettings
 from service.db import (
     SchemaNotMigrated,
-    alembic_config,
     create_engine,
     create_sessionmaker,
     head_revision,
     require_migrated,
+    upgrade_database,
 )
 
 T = TypeVar("T")
 
 
 def migrate(_: argparse.Namespace) -> None:
-    settings = DatabaseSettings()
-    command.upgrade(alembic_config(settings.sqlalchemy_url), "head")
+    asyncio.run(upgrade_database(DatabaseSettings()))
     print("database migrated to revision", head_revision())
 
 

@@ -13,9 +13,11 @@ from pathlib import Path
 from typing import TypeAlias
 
 import asyncpg  # type: ignore[import-untyped]  # asyncpg ships no type hints
+from alembic import command
 from alembic.config import Config
 from alembic.script import ScriptDirectory
 from sqlalchemy import text
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import ProgrammingError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -25,6 +27,7 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from service.config import DatabaseSettings
+from service.database_login import engine_options
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
@@ -37,7 +40,9 @@ def create_engine(settings: DatabaseSettings) -> AsyncEngine:
     return create_async_engine(
         settings.sqlalchemy_url,
         pool_size=settings.db_pool_size,
+        max_overflow=settings.db_max_overflow,
         pool_pre_ping=True,
+        **engine_options(settings),
     )
 
 
@@ -57,6 +62,9 @@ async def create_statement_pool(engine: AsyncEngine, settings: DatabaseSettings)
     state; asyncpg still rolls back a connection released inside a transaction.
     """
     _, connect_kwargs = engine.dialect.create_connect_args(engine.url)
+    login = engine_options(settings).get("async_creator")
+    if login is not None:
+        connect_kwargs = {"connect": lambda *_, **__: login()}
     return await asyncpg.create_pool(
         **connect_kwargs, min_size=1, max_size=settings.db_pool_size, reset=keep_session
     )
@@ -76,6 +84,22 @@ def alembic_config(sqlalchemy_url: str) -> Config:
     # Alembic's ini interpolation treats % specially; URL-encoded passwords carry it.
     config.set_main_option("sqlalchemy.url", sqlalchemy_url.replace("%", "%%"))
     return config
+
+
+async def upgrade_database(settings: DatabaseSettings) -> None:
+    """Apply every migration, over a connection that logs in as `create_engine`'s do."""
+    engine = create_engine(settings)
+    try:
+        async with engine.begin() as connection:
+            config = alembic_config(settings.sqlalchemy_url)
+            await connection.run_sync(_upgrade, config)
+    finally:
+        await engine.dispose()
+
+
+def _upgrade(connection: Connection, config: Config) -> None:
+    config.attributes["connection"] = connection
+    command.upgrade(config, "head")
 
 
 def head_revision() -> str | None:

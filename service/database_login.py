@@ -148,7 +148,5 @@ class Login:
 
 def engine_options(settings: DatabaseSettings) -> dict[str, Any]:
     """`create_async_engine` keyword arguments that make every connection log in through
-    `Login` (none for a plain password over a libpq TLS mode asyncpg understands)."""
-    if settings.db_auth == "password" and not settings.db_sslmode.startswith("verify-"):
-        return {}
+    `Login`, whatever the mode: a refused login is then a `DatabaseLoginRefused` everywhere."""
     return {"async_creator": Login(settings).connect}

@@ -61,12 +61,12 @@ async def create_statement_pool(engine: AsyncEngine, settings: DatabaseSettings)
     query on release: these connections only ever run lone statements and change no session
     state; asyncpg still rolls back a connection released inside a transaction.
     """
-    _, connect_kwargs = engine.dialect.create_connect_args(engine.url)
-    login = engine_options(settings).get("async_creator")
-    if login is not None:
-        connect_kwargs = {"connect": lambda *_, **__: login()}
+    login = engine_options(settings)["async_creator"]
     return await asyncpg.create_pool(
-        **connect_kwargs, min_size=1, max_size=settings.db_pool_size, reset=keep_session
+        connect=lambda *_, **__: login(),
+        min_size=1,
+        max_size=settings.db_pool_size,
+        reset=keep_session,
     )
 
 

@@ -19,6 +19,7 @@ from service.resources import open_s3_client
 from worker.abandoned import abandoned_after_s, failing_abandoned_images
 from worker.config import WorkerSettings
 from worker.consumer import Consumer, ConsumerOptions
+from worker.database_gate import DatabaseGate
 from worker.delivery import Delivery, DeliveryOptions
 from worker.handlers import RenderContext
 from worker.messages import MessageQueue
@@ -70,6 +71,7 @@ async def open_worker(stack: AsyncExitStack, settings: WorkerSettings, metrics: 
         presets=settings.presets,
         limits=Limits(max_pixels=settings.max_pixels),
     )
+    gate = DatabaseGate(engine)
     delivery = Delivery(
         queue,
         context,
@@ -77,6 +79,7 @@ async def open_worker(stack: AsyncExitStack, settings: WorkerSettings, metrics: 
         DeliveryOptions(
             job_timeout_s=settings.worker_job_timeout_s, max_receive_count=max_receive_count
         ),
+        gate,
     )
     options = ConsumerOptions(
         concurrency=settings.worker_concurrency,
@@ -101,7 +104,8 @@ async def open_worker(stack: AsyncExitStack, settings: WorkerSettings, metrics: 
         abandoned,
         ",".join(preset.name for preset in settings.presets),
     )
-    return Worker(queue, delivery, Consumer(queue, delivery, metrics, options), abandoned)
+    consumer = Consumer(queue, delivery, metrics, options, gate)
+    return Worker(queue, delivery, consumer, abandoned)
 
 
 async def run_worker(

@@ -24,7 +24,7 @@ from devstack.ports import free_port, wait_for_port
 from devstack.provision import Stack, provision
 from tests.conftest import REPO_ROOT, TESTDATA
 
-from .policies import role_policy_documents
+from .policies import ENVIRONMENT, role_policy_documents
 
 ROLES = ("api", "worker")
 PICFORGE = [sys.executable, "-c", "from service.cli import main; main()"]
@@ -249,3 +249,29 @@ def test_role_cannot_touch_another_bucket_or_queue(
     assert denied(s3.get_object, Bucket=outsiders["bucket"], Key="renditions/x")
     assert denied(sqs.send_message, QueueUrl=outsiders["queue_url"], MessageBody="{}")
     assert denied(sqs.receive_message, QueueUrl=outsiders["queue_url"])
+
+
+def test_keys_role_stores_a_new_key_under_its_prefix_and_nothing_else(
+    iam_emulator: Emulator, iam_stack: Stack, database_url: str
+) -> None:
+    """The keys task's real command, with the keys role's policies only; then what it may not do."""
+    keys_role = role_credentials(iam_emulator, iam_stack, "keys")
+    prefix = f"picforge-{ENVIRONMENT}/api-keys/"
+    env = process_environment(iam_emulator, iam_stack, database_url, keys_role)
+    task = subprocess.run(
+        [*PICFORGE, "keys", "create", "least-privilege", "--into-secret", f"{prefix}lp-1"],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert task.returncode == 0, task.stderr
+    arn = task.stdout.splitlines()[-1]
+
+    secrets = client("secretsmanager", iam_emulator, keys_role)
+    assert denied(secrets.get_secret_value, SecretId=arn), "the task never reads a key back"
+    assert denied(secrets.create_secret, Name="someone-else/secret", SecretString="x")
+    assert denied(secrets.put_secret_value, SecretId=arn, SecretString="overwritten")
+    root = client("secretsmanager", iam_emulator)
+    assert root.get_secret_value(SecretId=arn)["SecretString"].startswith("pf_")

@@ -2,7 +2,8 @@
 
 Every receive counts against a message's allowed deliveries, and a failure that is the
 database's (down, failing over, refusing a rotated password) says nothing about the image. So
-when a delivery fails for want of the database, the gate closes: the consumer receives nothing
+when a delivery fails with a connection error and a probe confirms that the database does not
+answer (an S3 socket error is no reason to stop), the gate closes: the consumer receives nothing
 until a probe (`SELECT 1`, over the same pool and the same login) succeeds, backing off up to
 `MAX_PROBE_INTERVAL_S`. A message already on its last delivery is sent to the queue again as a
 new message (worker.delivery), so an outage never dead-letters an image.
@@ -69,13 +70,14 @@ class DatabaseGate:
         interval = FIRST_PROBE_INTERVAL_S
         while not self._open.is_set():
             await asyncio.sleep(interval)
-            if await self._probe():
+            if await self.probe():
                 log.info("the database answers again: receiving messages")
                 self._open.set()
                 return
             interval = min(interval * 2, MAX_PROBE_INTERVAL_S)
 
-    async def _probe(self) -> bool:
+    async def probe(self) -> bool:
+        """Whether the database answers now (over the same pool and login as the work)."""
         try:
             async with self._engine.connect() as connection:
                 await connection.execute(text("SELECT 1"))

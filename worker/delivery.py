@@ -105,7 +105,7 @@ class Delivery:
             f"message_id={message.id} image_ids={','.join(map(str, image_ids(events)))} "
             f"delivery {message.receive_count} of {limit or 'unlimited'}"
         )
-        if self.gate is not None and is_database_unavailable(error):
+        if self.gate is not None and is_database_unavailable(error) and not await self.gate.probe():
             self.gate.close()
             if self.is_last_delivery(message):
                 log.warning("%s: the database is unavailable; sent again: %s", where, reason)

@@ -45,7 +45,7 @@ class Emulator:
             "BIND_HOST": LOOPBACK,
             "GATEWAY_PORT": str(self.port),
             "MINISTACK_HOST": LOOPBACK,
-            "SERVICES": "s3,sqs,iam,sts,cloudfront",
+            "SERVICES": "s3,sqs,iam,sts,cloudfront,secretsmanager",
             "AUTH": "true" if self.enforce_iam else "false",
             "LOG_LEVEL": "WARNING",
         }

@@ -15,8 +15,19 @@ locals {
     PICFORGE_DB_HOST           = aws_db_instance.this.address
     PICFORGE_DB_PORT           = tostring(local.db_port)
     PICFORGE_DB_NAME           = local.db_name
-    # NOTE: rds.force_ssl refuses anything else.
-    PICFORGE_DB_SSLMODE = "require"
+    # NOTE: rds.force_ssl refuses plain connections; verify-full also checks the certificate
+    # against RDS's CA bundle (baked into the image by the Dockerfile) and the host name.
+    PICFORGE_DB_SSLMODE     = "verify-full"
+    PICFORGE_DB_SSLROOTCERT = local.rds_ca_bundle
+  }
+
+  rds_ca_bundle = "/etc/ssl/certs/rds-global-bundle.pem"
+
+  # NOTE: the long-running tasks log in as the app role with IAM tokens (database_access.tf),
+  # so no password reaches them and a rotation has nothing to break.
+  app_database_environment = {
+    PICFORGE_DB_AUTH = "iam"
+    PICFORGE_DB_USER = local.app_db_user
   }
 
   # NOTE: the worker reads the ticket lifetime too: an image still awaiting its upload that
@@ -24,6 +35,8 @@ locals {
   presign_expires_s = "300"
 
   api_environment = {
+    PICFORGE_DB_POOL_SIZE      = tostring(local.api_db_pool_size)
+    PICFORGE_DB_MAX_OVERFLOW   = tostring(local.api_db_max_overflow)
     PICFORGE_PRESIGN_EXPIRES_S = local.presign_expires_s
     PICFORGE_MAX_UPLOAD_BYTES  = "52428800"
     # NOTE: null (and so left out) without the CDN: the API then pre-signs rendition GETs.
@@ -38,6 +51,8 @@ locals {
   # Fargate is the host's count, not the task's vCPUs: pin it to what the task has.
   worker_environment = {
     PICFORGE_PRESIGN_EXPIRES_S       = local.presign_expires_s
+    PICFORGE_DB_POOL_SIZE            = tostring(local.worker_db_pool_size)
+    PICFORGE_DB_MAX_OVERFLOW         = tostring(local.worker_db_max_overflow)
     PICFORGE_QUEUE_URL               = aws_sqs_queue.images.url
     PICFORGE_WORKER_CONCURRENCY      = tostring(var.worker_concurrency)
     PICFORGE_WORKER_RENDER_PROCESSES = tostring(max(1, floor(var.worker_cpu / 1024)))
@@ -46,9 +61,8 @@ locals {
     PICFORGE_WORKER_METRICS_PORT     = tostring(local.worker_metrics_port)
   }
 
-  # NOTE: ECS reads the RDS-managed secret at task start (JSON keys username/password). RDS
-  # rotates it (every 7 days by default): a running task keeps the old password, so the pool
-  # must survive a failed login by restarting, or the service be redeployed (README.md).
+  # NOTE: the master user's credentials, for the one-off migrate and keys tasks only: ECS reads
+  # the RDS-managed secret at task start, and a rotation meanwhile fails at most that run.
   db_secrets = [
     { name = "PICFORGE_DB_USER", valueFrom = "${local.db_secret_arn}:username::" },
     { name = "PICFORGE_DB_PASSWORD", valueFrom = "${local.db_secret_arn}:password::" },
@@ -59,13 +73,14 @@ locals {
   tmp_mount = [{ sourceVolume = "tmp", containerPath = "/tmp", readOnly = false }]
 
   api_container = {
-    name                   = "api"
-    image                  = local.image
-    essential              = true
-    command                = ["picforge", "serve", "--host", "0.0.0.0", "--port", tostring(local.api_port)]
+    name      = "api"
+    image     = local.image
+    essential = true
+    # NOTE: X-Forwarded-For/-Proto are trusted only from the ALB's subnets (nothing else can
+    # reach the port: security_groups.tf), so request.url, and every redirect, says https.
+    command                = ["picforge", "serve", "--host", "0.0.0.0", "--port", tostring(local.api_port), "--forwarded-allow-ips", join(",", aws_subnet.public[*].cidr_block)]
     portMappings           = [{ containerPort = local.api_port, protocol = "tcp" }]
-    environment            = [for name, value in merge(local.shared_environment, local.api_environment) : { name = name, value = value } if value != null]
-    secrets                = local.db_secrets
+    environment            = [for name, value in merge(local.shared_environment, local.app_database_environment, local.api_environment) : { name = name, value = value } if value != null]
     readonlyRootFilesystem = true
     mountPoints            = local.tmp_mount
     # NOTE: liveness only (/healthz); readiness (/readyz, DB + S3) is the ALB's health check,
@@ -93,8 +108,7 @@ locals {
     essential    = true
     command      = ["python", "-m", "worker"]
     portMappings = [{ containerPort = local.worker_metrics_port, protocol = "tcp" }]
-    environment  = [for name, value in merge(local.shared_environment, local.worker_environment) : { name = name, value = value } if value != null]
-    secrets      = local.db_secrets
+    environment  = [for name, value in merge(local.shared_environment, local.app_database_environment, local.worker_environment) : { name = name, value = value } if value != null]
     # NOTE: SIGTERM starts the drain (PICFORGE_WORKER_DRAIN_S); SIGKILL follows stopTimeout.
     stopTimeout            = local.worker_stop_timeout_s
     readonlyRootFilesystem = true
@@ -133,6 +147,28 @@ locals {
         awslogs-group         = aws_cloudwatch_log_group.ecs["migrate"].name
         awslogs-region        = var.aws_region
         awslogs-stream-prefix = "migrate"
+      }
+    }
+  }
+
+  # NOTE: `picforge keys ...`, run by hand with a command override (outputs.tf, keys_command):
+  # it writes a new key into a new secret under keys_secret_prefix and prints only the ARN
+  # (service/key_secrets.py). The default command only lists keys.
+  keys_container = {
+    name                   = "keys"
+    image                  = local.image
+    essential              = true
+    command                = ["picforge", "keys", "list"]
+    environment            = [for name, value in local.shared_environment : { name = name, value = value } if value != null]
+    secrets                = local.db_secrets
+    readonlyRootFilesystem = true
+    mountPoints            = local.tmp_mount
+    logConfiguration = {
+      logDriver = "awslogs"
+      options = {
+        awslogs-group         = aws_cloudwatch_log_group.ecs["keys"].name
+        awslogs-region        = var.aws_region
+        awslogs-stream-prefix = "keys"
       }
     }
   }

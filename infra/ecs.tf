@@ -81,6 +81,28 @@ resource "aws_ecs_task_definition" "migrate" {
   }
 }
 
+# NOTE: run by hand (README.md, "API keys"), like migrate, with the api security group. It logs
+# in as the owner and may create secrets under keys_secret_prefix only (database_access.tf).
+resource "aws_ecs_task_definition" "keys" {
+  family                   = "${local.name}-keys"
+  requires_compatibilities = ["FARGATE"]
+  network_mode             = "awsvpc"
+  cpu                      = 256
+  memory                   = 512
+  execution_role_arn       = aws_iam_role.execution.arn
+  task_role_arn            = aws_iam_role.keys_task.arn
+  container_definitions    = jsonencode([local.keys_container])
+
+  runtime_platform {
+    operating_system_family = "LINUX"
+    cpu_architecture        = "X86_64"
+  }
+
+  volume {
+    name = "tmp"
+  }
+}
+
 resource "aws_ecs_service" "api" {
   name                    = "api"
   cluster                 = aws_ecs_cluster.this.id

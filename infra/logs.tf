@@ -2,7 +2,7 @@
 # for S3 server access logs, ALB access logs and VPC flow logs.
 
 resource "aws_cloudwatch_log_group" "ecs" {
-  for_each = toset(["api", "worker", "migrate"])
+  for_each = toset(["api", "worker", "migrate", "keys"])
 
   name              = "/ecs/${local.name}/${each.key}"
   retention_in_days = var.log_retention_days

@@ -55,6 +55,28 @@ output "migrate_command" {
   ])
 }
 
+output "keys_command" {
+  description = "The `aws ecs run-task` command of the keys task, without its --overrides: add one naming the `picforge keys` command to run (README.md, \"API keys\")."
+  value = join(" ", [
+    "aws ecs run-task",
+    "--region ${var.aws_region}",
+    "--cluster ${aws_ecs_cluster.this.name}",
+    "--task-definition ${aws_ecs_task_definition.keys.arn}",
+    "--launch-type FARGATE",
+    "--network-configuration 'awsvpcConfiguration={subnets=[${join(",", aws_subnet.private[*].id)}],securityGroups=[${aws_security_group.api.id}],assignPublicIp=DISABLED}'",
+  ])
+}
+
+output "keys_secret_prefix" {
+  description = "Name prefix of the secrets the keys task may create: a new key's secret must be named under it."
+  value       = local.keys_secret_prefix
+}
+
+output "app_db_user" {
+  description = "The PostgreSQL role the api and worker log in as, with IAM authentication (created by the migrations)."
+  value       = local.app_db_user
+}
+
 output "uploads_bucket" {
   description = "Bucket receiving original uploads (under originals/)."
   value       = aws_s3_bucket.uploads.id
@@ -81,7 +103,7 @@ output "db_endpoint" {
 }
 
 output "db_secret_arn" {
-  description = "Secrets Manager secret (managed by RDS) holding the database username and password."
+  description = "Secrets Manager secret (managed by RDS) holding the master user's name and password: for the migrate and keys tasks only."
   value       = local.db_secret_arn
 }
 

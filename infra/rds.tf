@@ -10,7 +10,7 @@ resource "aws_db_parameter_group" "this" {
   name   = "${local.name}-postgres17"
   family = "postgres17"
 
-  # NOTE: refuse unencrypted connections; the tasks connect with PICFORGE_DB_SSLMODE=require.
+  # NOTE: refuse unencrypted connections; the tasks connect with PICFORGE_DB_SSLMODE=verify-full.
   parameter {
     name  = "rds.force_ssl"
     value = "1"
@@ -34,7 +34,6 @@ resource "aws_db_parameter_group" "this" {
 }
 
 resource "aws_db_instance" "this" {
-  #checkov:skip=CKV_AWS_161: the app authenticates with the RDS-managed secret; IAM auth tokens expire after 15 minutes and the connection pool does not refresh them, so enabling it would only add an unused path.
   identifier     = local.name
   engine         = "postgres"
   engine_version = "17"
@@ -48,8 +47,10 @@ resource "aws_db_instance" "this" {
   db_name  = local.db_name
   username = "picforge"
   # NOTE: RDS generates the password, stores it in Secrets Manager and rotates it; ECS injects
-  # it into the tasks from there (ecs.tf).
+  # it into the one-off migrate and keys tasks only (containers.tf).
   manage_master_user_password = true
+  # NOTE: the api and worker log in as picforge_app with IAM tokens (database_access.tf).
+  iam_database_authentication_enabled = true
 
   db_subnet_group_name   = aws_db_subnet_group.this.name
   vpc_security_group_ids = [aws_security_group.db.id]
@@ -79,6 +80,20 @@ resource "aws_db_instance" "this" {
   enabled_cloudwatch_logs_exports       = ["postgresql", "upgrade"]
 
   depends_on = [aws_cloudwatch_log_group.rds]
+
+  lifecycle {
+    # NOTE: "intermittent connection errors under load" must not be the first incident: every
+    # api and worker task at its autoscaling maximum, each pool full with its overflow, must
+    # fit under max_connections with room to spare (database_access.tf).
+    precondition {
+      condition     = local.db_max_connections > 0
+      error_message = "Unknown db_instance_class for the connection budget: add it to local.db_max_connections_by_class or set db_max_connections."
+    }
+    precondition {
+      condition     = local.db_connections_at_max + local.db_reserved_connections <= local.db_max_connections
+      error_message = "At their autoscaling maximums the api and worker tasks could open more connections than the database allows (plus reserve): lower api_max_count, worker_max_count or the pool sizes, pick a larger db_instance_class, or put RDS Proxy in front."
+    }
+  }
 }
 
 locals {

@@ -188,6 +188,34 @@ variable "db_instance_class" {
   default     = "db.t4g.medium"
 }
 
+variable "db_max_connections" {
+  type        = number
+  description = "max_connections of the database, for the connection budget; null: the default of db_instance_class (database_access.tf). Set it with a custom parameter group."
+  default     = null
+}
+
+variable "api_db_pool_size" {
+  type        = number
+  description = "Database connections one API task keeps open (PICFORGE_DB_POOL_SIZE); counted in the connection budget."
+  default     = 5
+
+  validation {
+    condition     = var.api_db_pool_size >= 1 && var.api_db_pool_size <= 50
+    error_message = "api_db_pool_size must be 1-50."
+  }
+}
+
+variable "api_db_max_overflow" {
+  type        = number
+  description = "Connections one API task may open beyond its pool under a burst (PICFORGE_DB_MAX_OVERFLOW)."
+  default     = 5
+
+  validation {
+    condition     = var.api_db_max_overflow >= 0 && var.api_db_max_overflow <= 50
+    error_message = "api_db_max_overflow must be 0-50."
+  }
+}
+
 variable "db_allocated_storage" {
   type        = number
   description = "Initial gp3 storage for the database (GiB)."

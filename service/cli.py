@@ -3,6 +3,7 @@
 picforge migrate                 apply database migrations (run before a new version starts)
 picforge serve [--host --port]   run the API under uvicorn
 picforge keys create OWNER       make an API key; the key is the last line printed, shown once
+    [--into-secret NAME]         ...or write it into a new Secrets Manager secret, print its ARN
 picforge keys ensure OWNER [KEY] make KEY (or a new key) valid for OWNER; prints it last
 picforge keys revoke KEY_ID      refuse a key from now on
 picforge keys list               every key's id, owner and state (never the secret)
@@ -20,25 +21,24 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 import uvicorn
-from alembic import command
 
 from service import keys
 from service.config import ApiSettings, DatabaseSettings
 from service.db import (
     SchemaNotMigrated,
-    alembic_config,
     create_engine,
     create_sessionmaker,
     head_revision,
     require_migrated,
+    upgrade_database,
 )
+from service.key_secrets import create_key_in_secret
 
 T = TypeVar("T")
 
 
 def migrate(_: argparse.Namespace) -> None:
-    settings = DatabaseSettings()
-    command.upgrade(alembic_config(settings.sqlalchemy_url), "head")
+    asyncio.run(upgrade_database(DatabaseSettings()))
     print("database migrated to revision", head_revision())
 
 
@@ -85,6 +85,15 @@ def run_keys(use_case: Callable[[keys.Sessions], Awaitable[T]]) -> T:
 
 
 def keys_create(args: argparse.Namespace) -> None:
+    if args.into_secret:
+        stored = run_keys(
+            lambda sessions: create_key_in_secret(
+                sessions, DatabaseSettings(), owner=args.owner, secret_name=args.into_secret
+            )
+        )
+        print(f"new API key {stored.key_id} for {stored.owner}, stored only in secret:")
+        print(stored.secret_arn)
+        return
     plaintext = run_keys(lambda sessions: keys.create_key(sessions, owner=args.owner))
     print(f"new API key for {args.owner}; it is shown only this once:")
     print(plaintext)
@@ -132,6 +141,11 @@ def add_keys_commands(commands: argparse._SubParsersAction[argparse.ArgumentPars
     actions = keys_parser.add_subparsers(required=True, metavar="ACTION")
     create = actions.add_parser("create", help="make a new key for OWNER; printed last, once")
     create.add_argument("owner")
+    create.add_argument(
+        "--into-secret",
+        metavar="NAME",
+        help="write the key into a new Secrets Manager secret NAME; print its ARN, not the key",
+    )
     create.set_defaults(run=keys_create)
     ensure = actions.add_parser("ensure", help="make KEY (default: a new one) valid for OWNER")
     ensure.add_argument("owner")

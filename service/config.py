@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import cached_property
+from typing import Literal
 from urllib.parse import quote
 
 from pydantic import Field, model_validator
@@ -36,14 +37,34 @@ class DatabaseSettings(BaseSettings):
     db_name: str = "picforge"
     db_user: str = "picforge"
     db_password: str = Field("", repr=False)
-    # RDS is configured to refuse unencrypted connections; asyncpg then needs `require`.
-    db_sslmode: str = "prefer"
+    # How each new connection logs in (service/database_login.py): `password` is the one in the
+    # URL or PICFORGE_DB_PASSWORD; `iam` a fresh RDS IAM token per connection; `secret` the
+    # `password` of the Secrets Manager secret PICFORGE_DB_SECRET_ARN, read again after a failed
+    # login. The last two survive a rotation without a restart.
+    db_auth: Literal["password", "iam", "secret"] = "password"
+    db_secret_arn: str | None = None
+    # libpq's modes; `verify-full` checks the certificate against PICFORGE_DB_SSLROOTCERT (RDS's
+    # CA bundle) and the host name. Local runs keep `prefer`.
+    db_sslmode: Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"] = (
+        "prefer"
+    )
+    db_sslrootcert: str | None = None
     db_pool_size: int = Field(10, ge=1, le=100)
+    # Connections a pool may open beyond db_pool_size under a burst: infra/ counts both against
+    # the database's max_connections.
+    db_max_overflow: int = Field(10, ge=0, le=100)
+    # Where IAM tokens are signed for and Secrets Manager is; the same settings as AwsSettings'.
+    aws_region: str = "us-east-1"
+    aws_endpoint_url: str | None = None
 
     @model_validator(mode="after")
     def _check_database_named(self) -> DatabaseSettings:
         if not self.database_url and not self.db_host:
             raise ValueError("set PICFORGE_DATABASE_URL, or PICFORGE_DB_HOST with its parts")
+        if self.db_auth == "secret" and not self.db_secret_arn:
+            raise ValueError("PICFORGE_DB_AUTH=secret needs PICFORGE_DB_SECRET_ARN")
+        if self.db_sslmode.startswith("verify-") and not self.db_sslrootcert:
+            raise ValueError(f"PICFORGE_DB_SSLMODE={self.db_sslmode} needs PICFORGE_DB_SSLROOTCERT")
         return self
 
     @cached_property

@@ -14,9 +14,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from alembic import command
 from alembic.config import Config
 from alembic.script import ScriptDirectory
 from sqlalchemy import text
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import ProgrammingError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -26,6 +28,7 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from service.config import DatabaseSettings
+from service.database_login import engine_options
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
@@ -39,8 +42,10 @@ def create_engine(settings: DatabaseSettings, *, pool_size: int | None = None) -
     return create_async_engine(
         settings.sqlalchemy_url,
         pool_size=pool_size or settings.db_pool_size,
-        # Never more connections than the pool: what the README's connection budget counts.
-        max_overflow=0,
+        # An explicit pool (readiness's one connection) never overflows; the default pool may
+        # by `db_max_overflow`, which infra's connection budget counts.
+        max_overflow=0 if pool_size else settings.db_max_overflow,
+        **engine_options(settings),
     )
 
 
@@ -59,6 +64,22 @@ def alembic_config(sqlalchemy_url: str) -> Config:
     # Alembic's ini interpolation treats % specially; URL-encoded passwords carry it.
     config.set_main_option("sqlalchemy.url", sqlalchemy_url.replace("%", "%%"))
     return config
+
+
+async def upgrade_database(settings: DatabaseSettings) -> None:
+    """Apply every migration, over a connection that logs in as `create_engine`'s do."""
+    engine = create_engine(settings)
+    try:
+        async with engine.begin() as connection:
+            config = alembic_config(settings.sqlalchemy_url)
+            await connection.run_sync(_upgrade, config)
+    finally:
+        await engine.dispose()
+
+
+def _upgrade(connection: Connection, config: Config) -> None:
+    config.attributes["connection"] = connection
+    command.upgrade(config, "head")
 
 
 def head_revision() -> str | None:

@@ -13,6 +13,7 @@ import asyncio
 import logging
 from dataclasses import dataclass
 
+from worker.database_gate import DatabaseGate
 from worker.delivery import Delivery
 from worker.messages import MAX_BATCH, Message, MessageQueue
 from worker.metrics import Metrics
@@ -37,11 +38,14 @@ class Consumer:
         delivery: Delivery,
         metrics: Metrics,
         options: ConsumerOptions,
+        gate: DatabaseGate | None = None,
     ) -> None:
         self.queue = queue
         self.delivery = delivery
         self.metrics = metrics
         self.options = options
+        # Closed while the database is unavailable: then nothing is received.
+        self.gate = gate
         self.in_flight: dict[asyncio.Task[None], Message] = {}
         # When a receive abandoned at stop is over on SQS's side too (see `release`).
         self.abandoned_poll_ends = 0.0
@@ -54,6 +58,11 @@ class Consumer:
                 room = self.options.concurrency - len(self.in_flight)
                 if room == 0:
                     await asyncio.wait({stopping, *self.in_flight}, return_when="FIRST_COMPLETED")
+                    continue
+                if self.gate is not None and not self.gate.is_open:
+                    opening = asyncio.create_task(self.gate.wait_open())
+                    await asyncio.wait({stopping, opening}, return_when="FIRST_COMPLETED")
+                    opening.cancel()
                     continue
                 receiving = asyncio.create_task(self.receive(min(MAX_BATCH, room)))
                 await asyncio.wait({stopping, receiving}, return_when="FIRST_COMPLETED")

@@ -7,6 +7,8 @@
 - A transient failure leaves it for redelivery. On the last delivery the queue allows before it
   dead-letters the message, the worker records `processing_failed` on the image first (and
   should it die on that delivery, `worker.abandoned` records it later).
+- A failure for want of the database closes the gate (worker.database_gate) and spends no
+  delivery for good: on the last one, the message is sent again as a new message.
 - Cancelled (the drain ran out of time): the consumer makes it visible again at once.
 """
 
@@ -20,6 +22,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
 
+from worker.database_gate import DatabaseGate, is_database_unavailable
 from worker.events import Event, UnrecognizedMessage, parse_message_body
 from worker.handlers import Outcome, RenderContext, give_up, handle_event, image_id_of
 from worker.messages import Message, MessageQueue
@@ -42,11 +45,13 @@ class Delivery:
         context: RenderContext,
         metrics: Metrics,
         options: DeliveryOptions,
+        gate: DatabaseGate | None = None,
     ) -> None:
         self.queue = queue
         self.context = context
         self.metrics = metrics
         self.options = options
+        self.gate = gate
 
     async def handle(self, message: Message) -> None:
         try:
@@ -100,6 +105,15 @@ class Delivery:
             f"message_id={message.id} image_ids={','.join(map(str, image_ids(events)))} "
             f"delivery {message.receive_count} of {limit or 'unlimited'}"
         )
+        if self.gate is not None and is_database_unavailable(error) and not await self.gate.probe():
+            self.gate.close()
+            if self.is_last_delivery(message):
+                log.warning("%s: the database is unavailable; sent again: %s", where, reason)
+                await self.queue.requeue(message)
+            else:
+                log.warning("%s: the database is unavailable; left for redelivery", where)
+            self.metrics.message("retried")
+            return
         if not self.is_last_delivery(message):
             log.warning("%s: left for redelivery: %s", where, reason, exc_info=error)
             self.metrics.message("retried")

@@ -18,6 +18,7 @@ from worker.abandoned import abandoned_after_s, failing_abandoned_images
 from worker.config import WorkerSettings
 from worker.consumer import Consumer, ConsumerOptions
 from worker.costs import MiB, RenderBudget
+from worker.database_gate import DatabaseGate
 from worker.delivery import Delivery, DeliveryOptions
 from worker.handlers import RenderContext
 from worker.messages import MessageQueue
@@ -85,6 +86,7 @@ async def open_worker(stack: AsyncExitStack, settings: WorkerSettings, metrics: 
         ),
         budget=budget,
     )
+    gate = DatabaseGate(engine)
     delivery = Delivery(
         queue,
         context,
@@ -92,6 +94,7 @@ async def open_worker(stack: AsyncExitStack, settings: WorkerSettings, metrics: 
         DeliveryOptions(
             job_timeout_s=settings.worker_job_timeout_s, max_receive_count=max_receive_count
         ),
+        gate,
     )
     options = ConsumerOptions(
         concurrency=settings.worker_concurrency,
@@ -119,7 +122,8 @@ async def open_worker(stack: AsyncExitStack, settings: WorkerSettings, metrics: 
         abandoned,
         ",".join(preset.name for preset in settings.presets),
     )
-    return Worker(queue, delivery, Consumer(queue, delivery, metrics, options), abandoned)
+    consumer = Consumer(queue, delivery, metrics, options, gate)
+    return Worker(queue, delivery, consumer, abandoned)
 
 
 async def run_worker(

@@ -62,6 +62,12 @@ class MessageQueue:
             # The message comes back and is handled again, harmlessly: handlers are idempotent.
             log.exception("delete failed: message_id=%s", message.id)
 
+    async def requeue(self, message: Message) -> None:
+        """Send `message` again as a new one (its deliveries counted from zero), then delete
+        it. Should the delete fail, it comes back and is handled twice, harmlessly."""
+        await self.sqs.send_message(QueueUrl=self.url, MessageBody=message.body)
+        await self.delete(message)
+
     async def set_visibility(self, message: Message, seconds: int) -> None:
         """Hide the message for `seconds` from now (0: visible again at once)."""
         try:

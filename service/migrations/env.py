@@ -38,7 +38,12 @@ async def run_migrations_online() -> None:
     await engine.dispose()
 
 
+# `picforge migrate` hands over a connection of its own engine (service.db.create_engine), which
+# logs in and checks TLS the way the settings say; a bare URL gets an engine of its own.
+given: Connection | None = context.config.attributes.get("connection")
 if context.is_offline_mode():
     run_migrations_offline()
+elif given is not None:
+    run_sync_migrations(given)
 else:
     asyncio.run(run_migrations_online())

@@ -25,7 +25,10 @@ from typing import Any
 
 from .terraform import INFRA_DIR, Module, load_module
 
-ROLES = {"api": "api_task", "worker": "worker_task"}
+ROLES = {"api": "api_task", "worker": "worker_task", "keys": "keys_task"}
+# Stand-ins for what only AWS knows; the emulator accepts any such ARN in a policy.
+DB_RESOURCE_ID = "db-EXAMPLERESOURCEID"
+ENVIRONMENT = "test"
 
 _INTERPOLATION = re.compile(r"\$\{(?P<expr>[^{}]*)\}")
 _DOCUMENT_REF = re.compile(r"^\$\{data\.aws_iam_policy_document\.(?P<name>\w+)(?:\[0\])?\.json\}$")
@@ -40,17 +43,24 @@ def role_policy_documents(
     distribution_arn: str | None = None,
     module: Module | None = None,
 ) -> list[dict[str, Any]]:
-    """Every inline policy attached to the `api` or `worker` task role, as IAM JSON documents.
-    A policy with a `count` exists only with the CDN (`enable_cdn`): it is included when
-    `distribution_arn` names the distribution, and left out otherwise."""
+    """Every inline policy attached to the `api`, `worker` or `keys` task role, as IAM JSON
+    documents. A policy with a `count` exists only with the CDN (`enable_cdn`): it is included
+    when `distribution_arn` names the distribution, and left out otherwise."""
     if role not in ROLES:
         raise ValueError(f"role must be one of {sorted(ROLES)}, not {role!r}")
     module = module or load_module(INFRA_DIR)
     partition = queue_arn.split(":")[1] if queue_arn.startswith("arn:") else "aws"
+    region, account = queue_arn.split(":")[3:5] if queue_arn.startswith("arn:") else ("", "")
     references = {
         "aws_s3_bucket.uploads.arn": f"arn:{partition}:s3:::{uploads_bucket}",
         "aws_s3_bucket.renditions.arn": f"arn:{partition}:s3:::{renditions_bucket}",
         "aws_sqs_queue.images.arn": queue_arn,
+        # The pieces of the ARNs database_access.tf builds (the DB user, the keys' secrets).
+        "data.aws_partition.current.partition": partition,
+        "data.aws_caller_identity.current.account_id": account,
+        "var.aws_region": region,
+        "var.environment": ENVIRONMENT,
+        "aws_db_instance.this.resource_id": DB_RESOURCE_ID,
     }
     if distribution_arn is not None:
         references["aws_cloudfront_distribution.this[0].arn"] = distribution_arn
@@ -116,7 +126,7 @@ def _value(module: Module, value: Any, references: dict[str, str]) -> str:
     def substitute(match: re.Match[str]) -> str:
         expr = match.group("expr").strip()
         if expr not in references:
-            raise ValueError(f"cannot resolve ${{{expr}}} in {value!r}: not a bucket or queue ARN")
+            raise ValueError(f"cannot resolve ${{{expr}}} in {value!r}: not an ARN part it knows")
         return references[expr]
 
     return _INTERPOLATION.sub(substitute, text)

@@ -33,7 +33,6 @@ REVIEWED_SKIPS = {
     ("CKV2_AWS_62", "aws_s3_bucket.renditions"),
     ("CKV_AWS_18", "aws_s3_bucket.logs"),
     ("CKV_AWS_136", "aws_ecr_repository.this"),
-    ("CKV_AWS_161", "aws_db_instance.this"),
     ("CKV_AWS_260", "aws_vpc_security_group_ingress_rule.alb_http"),
     ("CKV2_AWS_28", "aws_lb.this"),
     ("CKV_AWS_378", "aws_lb_target_group.this"),

@@ -12,23 +12,28 @@ from service.config import ApiSettings, DatabaseSettings
 from service.storage import ORIGINALS_PREFIX, RENDITIONS_PREFIX
 from worker.config import WorkerSettings
 
-from .terraform import Module
+from .terraform import INFRA_DIR, Module
 
-# On AWS the database comes as parts, the user and password from the RDS-managed secret, and
-# TLS is required: these must be set even though the code has defaults for most of them.
+# On AWS the database comes as parts, with TLS verified against RDS's CA bundle: these must be
+# set even though the code has defaults for most of them. The api and worker log in as the app
+# role with IAM tokens; migrate and keys as the owner, with the RDS-managed secret.
 DATABASE_PARTS = {
     "PICFORGE_DB_HOST",
     "PICFORGE_DB_PORT",
     "PICFORGE_DB_NAME",
     "PICFORGE_DB_USER",
-    "PICFORGE_DB_PASSWORD",
     "PICFORGE_DB_SSLMODE",
+    "PICFORGE_DB_SSLROOTCERT",
 }
+APP_LOGIN = {"PICFORGE_DB_AUTH": "iam", "PICFORGE_DB_USER": "picforge_app"}
 SETTINGS: dict[str, type[BaseSettings]] = {
     "api": ApiSettings,
     "worker": WorkerSettings,
     "migrate": DatabaseSettings,
+    "keys": DatabaseSettings,
 }
+OWNER_TASKS = ("migrate", "keys")
+RDS_CA_BUNDLE = "/etc/ssl/certs/rds-global-bundle.pem"
 
 
 def variable(field_name: str) -> str:
@@ -46,10 +51,14 @@ def required_settings(settings: type[BaseSettings]) -> set[str]:
 
 SECRET_SETTINGS = {"PICFORGE_DB_USER": "username", "PICFORGE_DB_PASSWORD": "password"}
 COMMANDS = {
-    "api": ["picforge", "serve", "--host", "0.0.0.0", "--port", "8000"],
+    "api": [
+        "picforge", "serve", "--host", "0.0.0.0", "--port", "8000",
+        "--forwarded-allow-ips", '${join(",", aws_subnet.public[*].cidr_block)}',
+    ],
     "worker": ["python", "-m", "worker"],
     "migrate": ["picforge", "migrate"],
-}
+    "keys": ["picforge", "keys", "list"],
+}  # fmt: skip
 # The code's defaults (worker/config.py), which the infrastructure must respect even if a
 # deployment left the variable unset.
 CODE_DRAIN_S_DEFAULT = 30
@@ -76,7 +85,7 @@ def _environment(tf: Module, process: str) -> dict[str, Any]:
 
 
 def _secrets(tf: Module, process: str) -> dict[str, str]:
-    secrets = tf.resolve(_container(tf, process)["secrets"])
+    secrets = tf.resolve(_container(tf, process).get("secrets", []))
     return {item["name"]: item["valueFrom"] for item in secrets}
 
 
@@ -105,7 +114,7 @@ def test_api_container_listens_on_8000_and_worker_exposes_metrics_on_9100(tf: Mo
     assert _environment(tf, "worker")["PICFORGE_WORKER_METRICS_PORT"] == "9100"
 
 
-@pytest.mark.parametrize("process", ["api", "worker"])
+@pytest.mark.parametrize("process", sorted(COMMANDS))
 def test_container_environment_and_secrets_cover_every_required_setting(
     tf: Module, process: str
 ) -> None:
@@ -123,26 +132,43 @@ def test_container_sets_only_settings_the_process_reads(tf: Module, process: str
     assert not unknown, f"{process} sets {sorted(unknown)}, which the code never reads"
 
 
-@pytest.mark.parametrize("process", sorted(COMMANDS))
-def test_container_gets_database_credentials_only_from_the_rds_secret(
+@pytest.mark.parametrize("process", OWNER_TASKS)
+def test_owner_tasks_get_database_credentials_only_from_the_rds_secret(
     tf: Module, process: str
 ) -> None:
     secrets = _secrets(tf, process)
-    environment = _environment(tf, process) if process != "migrate" else {}
+    environment = _environment(tf, process)
     for setting, key in SECRET_SETTINGS.items():
         assert setting not in environment, f"{process}: {setting} must not be plain env"
         assert (
             secrets[setting]
             == f"${{aws_db_instance.this.master_user_secret[0].secret_arn}}:{key}::"
         )
+    assert "PICFORGE_DB_AUTH" not in environment  # the password, as injected
 
 
-def test_containers_require_tls_to_the_database_and_never_name_an_emulator(tf: Module) -> None:
-    for process in ("api", "worker"):
+@pytest.mark.parametrize("process", ["api", "worker"])
+def test_app_tasks_log_in_as_the_app_role_with_iam_and_never_see_the_master_secret(
+    tf: Module, process: str
+) -> None:
+    environment = _environment(tf, process)
+    assert {name: environment[name] for name in APP_LOGIN} == APP_LOGIN
+    assert _secrets(tf, process) == {}
+    assert tf.locals["app_db_user"] == APP_LOGIN["PICFORGE_DB_USER"]
+    assert tf.resource("aws_db_instance", "this")["iam_database_authentication_enabled"] is True
+
+
+def test_containers_verify_the_database_certificate_and_never_name_an_emulator(
+    tf: Module,
+) -> None:
+    dockerfile = (INFRA_DIR.parent / "Dockerfile").read_text()
+    assert f"global-bundle.pem {RDS_CA_BUNDLE}" in dockerfile
+    for process in COMMANDS:
         environment = _environment(tf, process)
-        assert environment["PICFORGE_DB_SSLMODE"] == "require"
+        assert environment["PICFORGE_DB_SSLMODE"] == "verify-full"
+        assert environment["PICFORGE_DB_SSLROOTCERT"] == RDS_CA_BUNDLE
         assert "PICFORGE_AWS_ENDPOINT_URL" not in environment
-        assert "PICFORGE_DATABASE_URL" not in environment, "use the parts, with the secret"
+        assert "PICFORGE_DATABASE_URL" not in environment, "use the parts"
 
 
 def test_api_public_base_url_is_the_cdn_when_enabled(tf: Module) -> None:

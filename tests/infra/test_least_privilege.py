@@ -25,7 +25,7 @@ from devstack.provision import Stack, provision
 from tests.cdn import create_distribution
 from tests.conftest import REPO_ROOT, TESTDATA
 
-from .policies import role_policy_documents
+from .policies import ENVIRONMENT, role_policy_documents
 
 ROLES = ("api", "worker")
 PICFORGE = [sys.executable, "-c", "from service.cli import main; main()"]
@@ -311,3 +311,29 @@ def test_api_role_invalidates_only_its_distribution(
     assert invalidation_denied("worker", other["Id"])
     assert not invalidation_denied("api", distribution["Id"])
     assert invalidation_denied("worker", distribution["Id"])
+
+
+def test_keys_role_stores_a_new_key_under_its_prefix_and_nothing_else(
+    iam_emulator: Emulator, iam_stack: Stack, database_url: str
+) -> None:
+    """The keys task's real command, with the keys role's policies only; then what it may not do."""
+    keys_role = role_credentials(iam_emulator, iam_stack, "keys")
+    prefix = f"picforge-{ENVIRONMENT}/api-keys/"
+    env = process_environment(iam_emulator, iam_stack, database_url, keys_role)
+    task = subprocess.run(
+        [*PICFORGE, "keys", "create", "least-privilege", "--into-secret", f"{prefix}lp-1"],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert task.returncode == 0, task.stderr
+    arn = task.stdout.splitlines()[-1]
+
+    secrets = client("secretsmanager", iam_emulator, keys_role)
+    assert denied(secrets.get_secret_value, SecretId=arn), "the task never reads a key back"
+    assert denied(secrets.create_secret, Name="someone-else/secret", SecretString="x")
+    assert denied(secrets.put_secret_value, SecretId=arn, SecretString="overwritten")
+    root = client("secretsmanager", iam_emulator)
+    assert root.get_secret_value(SecretId=arn)["SecretString"].startswith("pf_")

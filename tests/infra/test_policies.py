@@ -36,10 +36,16 @@ def _grants(documents: list[dict[str, object]]) -> set[tuple[str, str]]:
     }
 
 
+APP_DB_USER_ARN = (
+    f"arn:aws:rds-db:us-east-1:000000000000:dbuser:{policies.DB_RESOURCE_ID}/picforge_app"
+)
+
+
 def test_role_policy_documents_returns_the_api_grants_resolved() -> None:
-    (document,) = _documents("api")
-    assert document["Version"] == "2012-10-17"
-    assert _grants([document]) == {
+    documents = _documents("api")
+    assert {document["Version"] for document in documents} == {"2012-10-17"}
+    assert _grants(documents) == {
+        ("rds-db:connect", APP_DB_USER_ARN),
         ("s3:PutObject", "arn:aws:s3:::pf-uploads/originals/*"),
         ("s3:DeleteObjectVersion", "arn:aws:s3:::pf-uploads/originals/*"),
         ("s3:GetObject", "arn:aws:s3:::pf-renditions/renditions/*"),
@@ -55,6 +61,8 @@ def test_role_policy_documents_returns_the_api_grants_resolved() -> None:
 
 def test_role_policy_documents_returns_the_worker_grants_resolved() -> None:
     assert _grants(_documents("worker")) == {
+        ("rds-db:connect", APP_DB_USER_ARN),
+        ("sqs:SendMessage", QUEUE_ARN),
         ("s3:GetObject", "arn:aws:s3:::pf-uploads/originals/*"),
         ("s3:GetObjectVersion", "arn:aws:s3:::pf-uploads/originals/*"),
         ("s3:DeleteObjectVersion", "arn:aws:s3:::pf-uploads/originals/*"),
@@ -95,7 +103,19 @@ def test_role_policy_documents_with_the_cdn_let_the_api_invalidate_only_it() -> 
     assert _grants(worker) == _grants(_documents("worker"))
 
 
-@pytest.mark.parametrize("role", ["api", "worker"])
+def test_role_policy_documents_returns_the_keys_grants_resolved() -> None:
+    prefix = f"arn:aws:secretsmanager:us-east-1:000000000000:secret:picforge-{policies.ENVIRONMENT}"
+    assert _grants(_documents("keys")) == {
+        (action, f"{prefix}/api-keys/*")
+        for action in (
+            "secretsmanager:CreateSecret",
+            "secretsmanager:TagResource",
+            "secretsmanager:DeleteSecret",
+        )
+    }
+
+
+@pytest.mark.parametrize("role", ["api", "worker", "keys"])
 def test_role_policy_documents_are_plain_iam_json(role: str) -> None:
     documents = _documents(role)
     text = json.dumps(documents)

@@ -11,7 +11,15 @@ from .terraform import Module
 
 BUCKETS = ("uploads", "renditions", "logs")
 # Identity policies attached to the ECS roles: no wildcard resources (but the one below).
-ROLE_DOCUMENTS = ("execution", "api_task", "api_task_cdn", "worker_task")
+ROLE_DOCUMENTS = (
+    "execution",
+    "api_task",
+    "api_task_cdn",
+    "worker_task",
+    "app_database_login",
+    "worker_task_requeue",
+    "keys_task",
+)
 # NOTE: ecr:GetAuthorizationToken supports no resource-level permissions; "*" is the only
 # resource it accepts.
 RESOURCE_WILDCARD_ALLOWED = {("ecr:GetAuthorizationToken",)}
@@ -200,12 +208,22 @@ def test_iam_role_policies_name_their_resources(tf: Module) -> None:
                     assert not resource.endswith(":::*"), f"{name}: {resource} is every bucket"
 
 
+def _limited_to_this_account(statement: dict[str, Any]) -> bool:
+    return {
+        "test": "StringEquals",
+        "variable": "aws:PrincipalAccount",
+        "values": ["${local.account_id}"],
+    } in statement.get("condition", [])
+
+
 def test_iam_resource_policies_allow_no_anonymous_principal(tf: Module) -> None:
+    """A `*` principal only with a condition naming this account (the endpoint policies)."""
     for name, document in _documents(tf).items():
         for statement in _statements(document):
             if statement.get("effect", "Allow") == "Allow":
                 for principal in statement.get("principals", []):
-                    assert principal["identifiers"] != ["*"], f"{name}: Allow for everyone"
+                    if principal["identifiers"] == ["*"]:
+                        assert _limited_to_this_account(statement), f"{name}: Allow for everyone"
 
 
 def test_iam_every_role_policy_is_an_inline_policy_document(tf: Module) -> None:
@@ -214,6 +232,7 @@ def test_iam_every_role_policy_is_an_inline_policy_document(tf: Module) -> None:
         "${aws_iam_role.execution.id}",
         "${aws_iam_role.api_task.id}",
         "${aws_iam_role.worker_task.id}",
+        "${aws_iam_role.keys_task.id}",
     }
     for body in attached.values():
         _document_of(tf, body["policy"])
@@ -229,7 +248,9 @@ def test_iam_task_roles_are_separate_from_the_execution_role(tf: Module) -> None
     worker = tf.resource("aws_ecs_task_definition", "worker")
     assert api["task_role_arn"] == "${aws_iam_role.api_task.arn}"
     assert worker["task_role_arn"] == "${aws_iam_role.worker_task.arn}"
-    for definition in (api, worker, tf.resource("aws_ecs_task_definition", "migrate")):
+    keys = tf.resource("aws_ecs_task_definition", "keys")
+    assert keys["task_role_arn"] == "${aws_iam_role.keys_task.arn}"
+    for definition in (api, worker, keys, tf.resource("aws_ecs_task_definition", "migrate")):
         assert definition["execution_role_arn"] == "${aws_iam_role.execution.arn}"
     assert "task_role_arn" not in tf.resource("aws_ecs_task_definition", "migrate")
 

@@ -1,0 +1,152 @@
+"""How each new database connection logs in: its password, and how it checks the server.
+
+The engine's pool calls `Login.connect` for every connection it opens, so what a connection
+presents is decided at that moment, never at start-up:
+
+- `password` (local runs, migrations): the password in the URL or `PICFORGE_DB_PASSWORD`.
+- `iam` (the API and the worker on AWS): an RDS IAM authentication token, signed with the
+  task role's credentials for this host, port and user. A token is valid for 15 minutes and is
+  only checked at login, so a new one per connection never expires under a running pool, and
+  there is no password to rotate at all.
+- `secret`: the `password` of a Secrets Manager secret (an RDS-managed or rotated one). It is
+  read once and kept; when the server refuses it, the secret is read again and, if it changed
+  (a rotation), the login is retried at once with the new password.
+
+A login the server refuses raises `DatabaseLoginRefused`, a `ConnectionError`: to the API that
+is the database being unavailable (503 `dependency_unavailable`), to the worker a transient
+failure, exactly like a refused socket. The password or token never appears in the error.
+
+TLS: `verify-ca` and `verify-full` check the server's certificate against
+`PICFORGE_DB_SSLROOTCERT` (RDS's CA bundle); `verify-full` also checks the host name. The other
+libpq modes are passed to asyncpg as they are.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import ssl
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import aioboto3
+import asyncpg  # type: ignore[import-untyped]  # asyncpg ships no type hints
+import botocore.session
+from sqlalchemy.engine import make_url
+
+from service.config import DatabaseSettings
+
+log = logging.getLogger(__name__)
+
+# A connection attempt to an unreachable server fails this soon instead of after asyncpg's
+# 60 s: a request waiting on it is better answered 503 by then.
+CONNECT_TIMEOUT_S = 10
+
+Connect = Callable[[], Awaitable[asyncpg.Connection]]
+
+
+class DatabaseLoginRefused(ConnectionError):
+    """PostgreSQL refused the credentials (a revoked or rotated password, an expired token)."""
+
+
+def ssl_option(settings: DatabaseSettings) -> ssl.SSLContext | str:
+    """What asyncpg's `ssl` takes for the configured mode."""
+    if not settings.db_sslmode.startswith("verify-"):
+        return settings.db_sslmode
+    context = ssl.create_default_context(cafile=settings.db_sslrootcert)
+    context.check_hostname = settings.db_sslmode == "verify-full"
+    context.verify_mode = ssl.CERT_REQUIRED
+    return context
+
+
+class Login:
+    """Opens one connection as `settings` say, with the credentials current at that moment."""
+
+    def __init__(self, settings: DatabaseSettings) -> None:
+        url = make_url(settings.sqlalchemy_url)
+        # What SQLAlchemy's asyncpg dialect would pass to asyncpg.connect for this URL.
+        self._kwargs: dict[str, Any] = {
+            **url.translate_connect_args(username="user", database="database"),
+            **url.query,
+        }
+        if settings.db_sslmode.startswith("verify-"):
+            # Otherwise the URL's own `ssl` (built from PICFORGE_DB_SSLMODE) stands.
+            self._kwargs["ssl"] = ssl_option(settings)
+        self._settings = settings
+        self._secret_password: str | None = None
+
+    @property
+    def user(self) -> str:
+        return str(self._kwargs.get("user", ""))
+
+    async def connect(self) -> asyncpg.Connection:
+        password = await self._password()
+        try:
+            return await self._connect(password)
+        except asyncpg.InvalidAuthorizationSpecificationError as refused:
+            error = refused
+        if self._settings.db_auth == "secret":
+            self._secret_password = None  # read it again: it may have been rotated
+            renewed = await self._password()
+            if renewed != password:
+                log.info("database login: the secret changed; logging in with the new one")
+                try:
+                    return await self._connect(renewed)
+                except asyncpg.InvalidAuthorizationSpecificationError as refused:
+                    error = refused
+        log.warning("database login refused for user %s: %s", self.user, type(error).__name__)
+        raise DatabaseLoginRefused(
+            f"PostgreSQL refused the login of {self.user} (SQLSTATE {error.sqlstate})"
+        ) from None
+
+    async def _connect(self, password: str | None) -> asyncpg.Connection:
+        kwargs = dict(self._kwargs)
+        if password is not None:
+            kwargs["password"] = password
+        return await asyncpg.connect(**kwargs, timeout=CONNECT_TIMEOUT_S)
+
+    async def _password(self) -> str | None:
+        if self._settings.db_auth == "iam":
+            return await asyncio.to_thread(self._iam_token)
+        if self._settings.db_auth == "secret":
+            if self._secret_password is None:
+                self._secret_password = await self._read_secret()
+            return self._secret_password
+        return None  # the URL's own
+
+    def _iam_token(self) -> str:
+        # Signing is local (no call to AWS); the task role's credentials are fetched and
+        # refreshed by botocore's provider chain.
+        client: Any = botocore.session.get_session().create_client(
+            "rds", region_name=self._settings.aws_region
+        )
+        token: str = client.generate_db_auth_token(
+            DBHostname=str(self._kwargs["host"]),
+            Port=int(self._kwargs.get("port") or 5432),
+            DBUsername=self.user,
+            Region=self._settings.aws_region,
+        )
+        return token
+
+    async def _read_secret(self) -> str:
+        session = aioboto3.Session()
+        async with session.client(
+            "secretsmanager",
+            region_name=self._settings.aws_region,
+            endpoint_url=self._settings.aws_endpoint_url,
+        ) as secrets:
+            value = await secrets.get_secret_value(SecretId=self._settings.db_secret_arn)
+        text: str = value["SecretString"]
+        try:
+            document = json.loads(text)
+        except json.JSONDecodeError:
+            return text  # a plain-text secret is the password itself
+        password: str = document["password"] if isinstance(document, dict) else text
+        return password
+
+
+def engine_options(settings: DatabaseSettings) -> dict[str, Any]:
+    """`create_async_engine` keyword arguments that make every connection log in through
+    `Login`, whatever the mode: a refused login is then a `DatabaseLoginRefused` everywhere."""
+    return {"async_creator": Login(settings).connect}

@@ -1,0 +1,125 @@
+"""The connection budget: every api and worker task at its autoscaling maximum, each pool full
+with its overflow, fits under the database's max_connections with room for migrations and
+operators. rds.tf checks it as a precondition at plan time; this checks the same arithmetic on
+every environment's tfvars (and on the defaults) without a plan, and that the arithmetic counts
+what the code really opens."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+
+from service.config import DatabaseSettings
+from service.db import create_engine
+
+from .terraform import INFRA_DIR, Module, parse_file
+
+ENVIRONMENTS = sorted(path.stem for path in (INFRA_DIR / "environments").glob("*.tfvars"))
+
+
+def values_for(tf: Module, environment: str | None) -> dict[str, Any]:
+    values = {name: body.get("default") for name, body in tf.variables.items()}
+    if environment is not None:
+        values.update(parse_file(INFRA_DIR / "environments" / f"{environment}.tfvars"))
+    return values
+
+
+def budget(tf: Module, values: dict[str, Any]) -> tuple[int, int]:
+    """(connections at full scale + reserve, max_connections), as database_access.tf counts."""
+    api_per_task = 2 * values["api_db_pool_size"] + values["api_db_max_overflow"]
+    worker_per_task = values["worker_concurrency"] + 2
+    at_max = values["api_max_count"] * api_per_task + values["worker_max_count"] * worker_per_task
+    by_class = tf.locals["db_max_connections_by_class"]
+    limit = values.get("db_max_connections") or by_class[values["db_instance_class"]]
+    return at_max + tf.locals["db_reserved_connections"], limit
+
+
+def test_budget_locals_are_the_arithmetic_this_test_does(tf: Module) -> None:
+    locals_ = tf.locals
+    assert locals_["api_connections_per_task"] == (
+        "${2 * local.api_db_pool_size + local.api_db_max_overflow}"
+    )
+    assert locals_["worker_db_pool_size"] == "${var.worker_concurrency + 2}"
+    assert locals_["worker_db_max_overflow"] == 0
+    assert "var.api_max_count * local.api_connections_per_task" in locals_["db_connections_at_max"]
+    assert (
+        "var.worker_max_count * local.worker_connections_per_task"
+        in locals_["db_connections_at_max"]
+    )
+    preconditions = tf.resource("aws_db_instance", "this")["lifecycle"][0]["precondition"]
+    assert any(
+        "local.db_connections_at_max + local.db_reserved_connections <= local.db_max_connections"
+        in check["condition"]
+        for check in preconditions
+    )
+
+
+@pytest.mark.parametrize("environment", [None, *ENVIRONMENTS])
+def test_budget_holds_at_full_scale(tf: Module, environment: str | None) -> None:
+    needed, limit = budget(tf, values_for(tf, environment))
+    assert needed <= limit, f"{environment or 'defaults'}: {needed} connections > {limit}"
+
+
+def test_budget_counts_every_task_the_services_can_scale_to(tf: Module) -> None:
+    """The counts in the budget are the autoscaling maximums, not the running minimums."""
+    assert tf.resource("aws_appautoscaling_target", "api")["max_capacity"] == "${var.api_max_count}"
+    worker = tf.resource("aws_appautoscaling_target", "worker")
+    assert worker["max_capacity"] == "${var.worker_max_count}"
+
+
+def test_containers_get_the_pool_sizes_the_budget_counts(tf: Module) -> None:
+    api = tf.locals["api_environment"]
+    worker = tf.locals["worker_environment"]
+    assert api["PICFORGE_DB_POOL_SIZE"] == "${tostring(local.api_db_pool_size)}"
+    assert api["PICFORGE_DB_MAX_OVERFLOW"] == "${tostring(local.api_db_max_overflow)}"
+    assert worker["PICFORGE_DB_POOL_SIZE"] == "${tostring(local.worker_db_pool_size)}"
+    assert worker["PICFORGE_DB_MAX_OVERFLOW"] == "${tostring(local.worker_db_max_overflow)}"
+
+
+def test_budget_refuses_prod_scale_on_the_dev_instance_class(tf: Module) -> None:
+    """The check bites: prod's maximums do not fit dev's db.t4g.micro."""
+    values = values_for(tf, "prod")
+    values["db_instance_class"] = values_for(tf, "dev")["db_instance_class"]
+    needed, limit = budget(tf, values)
+    assert needed > limit
+
+
+async def test_engine_opens_at_most_pool_size_plus_overflow(unmigrated_database_url: str) -> None:
+    """What one process can hold: pool_size + max_overflow, however many sessions want one."""
+    settings = DatabaseSettings(
+        database_url=unmigrated_database_url, db_pool_size=2, db_max_overflow=1
+    )
+    engine = create_engine(settings)
+    observer = create_engine(DatabaseSettings(database_url=unmigrated_database_url))
+    release = asyncio.Event()
+    most = 0
+
+    async def hold() -> None:
+        async with engine.connect() as connection:
+            await connection.execute(text("SELECT 1"))
+            await release.wait()
+
+    async def count() -> int:
+        async with observer.connect() as connection:
+            result = await connection.execute(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+            )
+            return int(result.scalar_one())
+
+    holders = [asyncio.create_task(hold()) for _ in range(6)]
+    try:
+        for _ in range(20):
+            await asyncio.sleep(0.1)
+            most = max(most, await count())
+    finally:
+        release.set()
+        await asyncio.gather(*holders)
+        await engine.dispose()
+        await observer.dispose()
+    assert most == 3

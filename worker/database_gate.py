@@ -1,0 +1,88 @@
+"""While the database cannot be reached, the worker stops taking messages.
+
+Every receive counts against a message's allowed deliveries, and a failure that is the
+database's (down, failing over, refusing a rotated password) says nothing about the image. So
+when a delivery fails with a connection error and a probe confirms that the database does not
+answer (an S3 socket error is no reason to stop), the gate closes: the consumer receives nothing
+until a probe (`SELECT 1`, over the same pool and the same login) succeeds, backing off up to
+`MAX_PROBE_INTERVAL_S`. A message already on its last delivery is sent to the queue again as a
+new message (worker.delivery), so an outage never dead-letters an image.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import asyncpg  # type: ignore[import-untyped]  # asyncpg ships no type hints
+from sqlalchemy import exc as sqlalchemy_errors
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+log = logging.getLogger(__name__)
+
+FIRST_PROBE_INTERVAL_S = 0.5
+MAX_PROBE_INTERVAL_S = 10.0
+
+# A lost or refused connection (a refused login is a ConnectionError: service.database_login),
+# an operator's shutdown, SQLAlchemy's wrapping of those, and the pool's own timeout.
+_UNAVAILABLE = (
+    OSError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.OperatorInterventionError,
+    asyncpg.CannotConnectNowError,
+    sqlalchemy_errors.TimeoutError,
+)
+
+
+def is_database_unavailable(error: BaseException) -> bool:
+    """Whether `error` (or what it wraps) is the database being out of reach."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, _UNAVAILABLE):
+            return True
+        if isinstance(current, sqlalchemy_errors.DBAPIError) and current.connection_invalidated:
+            return True
+        orig = getattr(current, "orig", None)
+        current = orig if isinstance(orig, BaseException) else current.__cause__
+    return False
+
+
+class DatabaseGate:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        self._open = asyncio.Event()
+        self._open.set()
+
+    @property
+    def is_open(self) -> bool:
+        return self._open.is_set()
+
+    def close(self) -> None:
+        if self._open.is_set():
+            log.warning("the database is unavailable: no messages are received until it answers")
+        self._open.clear()
+
+    async def wait_open(self) -> None:
+        """Return at once if open; else probe until the database answers, then open."""
+        interval = FIRST_PROBE_INTERVAL_S
+        while not self._open.is_set():
+            await asyncio.sleep(interval)
+            if await self.probe():
+                log.info("the database answers again: receiving messages")
+                self._open.set()
+                return
+            interval = min(interval * 2, MAX_PROBE_INTERVAL_S)
+
+    async def probe(self) -> bool:
+        """Whether the database answers now (over the same pool and login as the work)."""
+        try:
+            async with self._engine.connect() as connection:
+                await connection.execute(text("SELECT 1"))
+        except Exception as error:
+            if not is_database_unavailable(error):
+                log.exception("database probe failed")
+            return False
+        return True

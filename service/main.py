@@ -10,11 +10,12 @@ from fastapi import FastAPI
 
 from service.config import ApiSettings
 from service.db import create_engine, create_sessionmaker, create_statement_pool, require_migrated
+from service.docs import install_docs
 from service.errors import install_error_handlers
 from service.inserts import ImageInserts
 from service.openapi import install_openapi
 from service.resources import Resources, open_s3_client, open_sqs_client
-from service.routes import health, images
+from service.routes import demo, health, images
 
 log = logging.getLogger(__name__)
 
@@ -81,10 +82,15 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         description=DESCRIPTION,
         license_info={"name": "MIT", "identifier": "MIT"},
         lifespan=lifespan,
+        # Served by install_docs from this API's own copies of the scripts, never a CDN.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(images.router, prefix="/v1")
+    app.include_router(demo.router)
+    install_docs(app)
     install_openapi(app)
     return app

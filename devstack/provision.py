@@ -47,7 +47,7 @@ def provision(
     region: str = "us-east-1",
     names: StackNames | None = None,
     visibility_timeout_s: int = 180,
-    cors_origins: tuple[str, ...] = ("*",),
+    cors_origins: tuple[str, ...] = ("http://127.0.0.1:8000", "http://localhost:8000"),
     credentials: dict[str, str] | None = None,
 ) -> Stack:
     names = names or StackNames()
@@ -82,10 +82,12 @@ def provision(
         CORSConfiguration={
             "CORSRules": [
                 {
+                    # A browser POSTs the ticket's form, or PUTs with the signed Content-Type
+                    # (the one header a preflight asks for); it reads no response header.
                     "AllowedMethods": ["POST", "PUT"],
                     "AllowedOrigins": list(cors_origins),
-                    "AllowedHeaders": ["*"],
-                    "MaxAgeSeconds": 3600,
+                    "AllowedHeaders": ["Content-Type"],
+                    "MaxAgeSeconds": 3000,
                 }
             ]
         },
@@ -176,11 +178,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m devstack.provision", description=main.__doc__)
     parser.add_argument("--endpoint-url", required=True)
     parser.add_argument("--region", default="us-east-1")
-    parser.add_argument("--cors-origin", action="append", dest="cors_origins")
-    args = parser.parse_args()
-    stack = provision(
-        args.endpoint_url, region=args.region, cors_origins=tuple(args.cors_origins or ["*"])
+    parser.add_argument(
+        "--cors-origin",
+        action="append",
+        dest="cors_origins",
+        required=True,
+        help="an origin whose pages upload straight to the bucket (the API's, for /demo)",
     )
+    args = parser.parse_args()
+    stack = provision(args.endpoint_url, region=args.region, cors_origins=tuple(args.cors_origins))
     print(stack.queue_url)  # noqa: T201
 
 

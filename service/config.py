@@ -66,3 +66,7 @@ class ApiSettings(AwsSettings, DatabaseSettings):
     rendition_url_expires_s: int = Field(3600, ge=60, le=7 * 24 * 3600)
     # A CDN in front of the renditions bucket; rendition URLs are then plain URLs under it.
     public_base_url: str | None = None
+    # The upload page at /demo: on in `make dev`, off in production unless asked for.
+    demo_enabled: bool = False
+    # A key the demo page offers to anyone who opens it: for a local stack only.
+    demo_api_key: str | None = Field(None, repr=False)

@@ -15,6 +15,7 @@ import argparse
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from contextlib import suppress
 from typing import TypeVar
 
 import uvicorn
@@ -30,30 +31,29 @@ from service.db import (
     head_revision,
     require_migrated,
 )
+from service.startup import (
+    check_database,
+    check_dependencies,
+    exit_on_bad_configuration,
+    load_settings,
+)
 
 T = TypeVar("T")
 
 
 def migrate(_: argparse.Namespace) -> None:
-    settings = DatabaseSettings()
-    command.upgrade(alembic_config(settings.sqlalchemy_url), "head")
+    with exit_on_bad_configuration("migrate"):
+        settings = load_settings(DatabaseSettings)
+        with suppress(SchemaNotMigrated):  # what this command is for
+            asyncio.run(check_database(settings))
+        command.upgrade(alembic_config(settings.sqlalchemy_url), "head")
     print("database migrated to revision", head_revision())
 
 
-async def _check_migrated(settings: DatabaseSettings) -> None:
-    engine = create_engine(settings)
-    try:
-        await require_migrated(engine)
-    finally:
-        await engine.dispose()
-
-
 def serve(args: argparse.Namespace) -> None:
-    settings = ApiSettings()
-    try:
-        asyncio.run(_check_migrated(settings))
-    except SchemaNotMigrated as exc:
-        raise SystemExit(f"picforge serve: {exc}") from None
+    with exit_on_bad_configuration("serve"):
+        settings = load_settings(ApiSettings)
+        asyncio.run(check_dependencies(settings, settings))
     uvicorn.run(
         "service.main:create_app",
         factory=True,

@@ -95,7 +95,10 @@ function showReady(card, record) {
   const image = preview.querySelector("img");
   if (record.placeholder) preview.style.background = record.placeholder.dominant_color;
   const list = card.querySelector(".renditions");
-  for (const rendition of record.renditions) {
+  const renditions = [...record.renditions].sort(
+    (a, b) => a.width * a.height - b.width * b.height || a.size_bytes - b.size_bytes,
+  );
+  for (const rendition of renditions) {
     const item = document.createElement("li");
     const link = document.createElement("a");
     link.href = rendition.url;
@@ -108,7 +111,7 @@ function showReady(card, record) {
     item.append(link, size);
     list.append(item);
   }
-  const [smallest] = record.renditions;
+  const [smallest] = renditions;
   if (smallest) {
     image.src = smallest.url;
     image.alt = `${record.filename}, ${smallest.name} rendition`;

@@ -7,6 +7,9 @@ picforge keys ensure OWNER [KEY] make KEY (or a new key) valid for OWNER; prints
 picforge keys revoke KEY_ID      refuse a key from now on
 picforge keys list               every key's id, owner and state (never the secret)
 picforge openapi                 print the OpenAPI document (`> openapi.json` to refresh it)
+picforge upload PATH...          upload images with PICFORGE_API_KEY (service.upload_cli)
+picforge images list|get|delete  the owner's images (service.images_cli)
+picforge doctor                  check a deployment's AWS resources and database (service.doctor)
 """
 
 from __future__ import annotations
@@ -31,12 +34,15 @@ from service.db import (
     head_revision,
     require_migrated,
 )
+from service.doctor import add_doctor_command
+from service.images_cli import add_images_commands
 from service.startup import (
     check_database,
     check_dependencies,
     exit_on_bad_configuration,
     load_settings,
 )
+from service.upload_cli import add_upload_command
 
 T = TypeVar("T")
 
@@ -149,6 +155,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_keys_commands(commands)
     openapi_parser = commands.add_parser("openapi", help="print the OpenAPI document")
     openapi_parser.set_defaults(run=openapi)
+    add_upload_command(commands)
+    add_images_commands(commands)
+    add_doctor_command(commands)
     return parser
 
 

@@ -1,5 +1,5 @@
 """The browser tests: Debian's Chromium driven by Node's playwright-core, against a real
-`picforge serve` on a free port, the real worker, PostgreSQL and the emulator.
+`picforge serve` on a free port (`live_api`), the real worker, PostgreSQL and the emulator.
 
 Each test runs one script from this folder with `node`, handing it a JSON argument; the script
 prints one JSON object of what it saw, and the test asserts on that. Screenshots land in
@@ -12,19 +12,13 @@ import asyncio
 import json
 import os
 import shutil
-import sys
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from devstack.emulator import Emulator
-from devstack.ports import free_port, wait_for_port
-from devstack.provision import Stack
-from tests.conftest import OWNER, REPO_ROOT, KeyMaker
+from tests.conftest import REPO_ROOT
 
 SCRIPTS = Path(__file__).parent
 SCRIPT_TIMEOUT_S = 240
@@ -46,44 +40,6 @@ def artifacts() -> Path:
     folder = root / "browser"
     folder.mkdir(parents=True, exist_ok=True)
     return folder
-
-
-@dataclass(frozen=True)
-class LiveApi:
-    url: str
-    key: str
-    s3_url: str
-
-
-@pytest.fixture
-async def live_api(
-    stack: Stack, emulator: Emulator, database_url: str, make_key: KeyMaker
-) -> AsyncIterator[LiveApi]:
-    """`picforge serve` in its own process, with the upload page on and offering a key."""
-    key = await make_key(OWNER)
-    port = free_port()
-    env = {
-        **os.environ,
-        "PICFORGE_DATABASE_URL": database_url,
-        "PICFORGE_AWS_ENDPOINT_URL": emulator.url,
-        "PICFORGE_UPLOADS_BUCKET": stack.names.uploads_bucket,
-        "PICFORGE_RENDITIONS_BUCKET": stack.names.renditions_bucket,
-        "PICFORGE_QUEUE_URL": stack.queue_url,
-        "PICFORGE_DEMO_ENABLED": "true",
-        "PICFORGE_DEMO_API_KEY": key,
-    }
-    argv = [sys.executable, "-c", "from service.cli import main; main()", "serve"]
-    process = await asyncio.create_subprocess_exec(
-        *argv, "--port", str(port), "--no-access-log", cwd=REPO_ROOT, env=env
-    )
-    try:
-        await asyncio.to_thread(
-            wait_for_port, port, timeout_s=60, is_alive=lambda: process.returncode is None
-        )
-        yield LiveApi(url=f"http://127.0.0.1:{port}", key=key, s3_url=emulator.url)
-    finally:
-        process.terminate()
-        await asyncio.wait_for(process.wait(), 30)
 
 
 async def run_script(script: str, arguments: dict[str, Any]) -> dict[str, Any]:

@@ -8,8 +8,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.browser.conftest import LiveApi, run_script
-from tests.conftest import TESTDATA
+from tests.browser.conftest import run_script
+from tests.conftest import TESTDATA, LiveApi
 
 pytestmark = pytest.mark.usefixtures("worker")
 

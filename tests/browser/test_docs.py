@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.browser.conftest import LiveApi, operation_count, run_script
+from tests.browser.conftest import operation_count, run_script
+from tests.conftest import LiveApi
 
 
 async def test_docs_render_every_operation_offline_and_try_a_request(

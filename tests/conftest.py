@@ -211,7 +211,7 @@ async def live_api(
     )
     try:
         await asyncio.to_thread(
-            wait_for_port, port, timeout_s=60, is_alive=lambda: process.returncode is None
+            wait_for_port, port, timeout_s=180, is_alive=lambda: process.returncode is None
         )
         yield LiveApi(url=f"http://127.0.0.1:{port}", key=key, s3_url=emulator.url)
     finally:

@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
-from contextlib import AsyncExitStack, contextmanager
+from contextlib import contextmanager
 from typing import TypeVar
 
+import aioboto3
+import asyncpg  # type: ignore[import-untyped]  # asyncpg ships no type hints
 from botocore.exceptions import (
     ClientError,
     ConnectTimeoutError,
@@ -26,12 +28,14 @@ from pydantic_settings import BaseSettings
 from sqlalchemy.exc import SQLAlchemyError
 
 from service.config import AwsSettings, DatabaseSettings
-from service.db import CONNECTION_LOST, SchemaNotMigrated, create_engine, require_migrated
-from service.resources import open_s3_client
+from service.db import SchemaNotMigrated, create_engine, require_migrated
+from service.storage import s3_client_config
 
 ENV_PREFIX = "PICFORGE_"
 CONNECT_TIMEOUT_S = 15
 S = TypeVar("S", bound=BaseSettings)
+# What connecting to an unreachable or refusing PostgreSQL raises, through SQLAlchemy or not.
+UNREACHABLE_DATABASE = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
 
 
 class ConfigurationError(Exception):
@@ -76,7 +80,7 @@ async def check_database(settings: DatabaseSettings) -> None:
     engine = create_engine(settings)
     try:
         await asyncio.wait_for(require_migrated(engine), CONNECT_TIMEOUT_S)
-    except (*CONNECTION_LOST, SQLAlchemyError, TimeoutError) as exc:
+    except (*UNREACHABLE_DATABASE, SQLAlchemyError) as exc:
         host = url.split("@")[-1].split("?")[0]
         raise ConfigurationError(
             f"{database_setting(settings)}: cannot connect to PostgreSQL at {host} "
@@ -90,8 +94,12 @@ async def check_s3(settings: AwsSettings) -> None:
     """The S3 endpoint answers and the uploads bucket exists. Other refusals (a role without
     the permission to ask) are left for /readyz to report."""
     where = settings.aws_endpoint_url or f"S3 in {settings.aws_region}"
-    async with AsyncExitStack() as stack:
-        s3 = await open_s3_client(stack, settings, settings.aws_endpoint_url)
+    async with aioboto3.Session().client(
+        "s3",
+        region_name=settings.aws_region,
+        endpoint_url=settings.aws_endpoint_url,
+        config=s3_client_config(settings),
+    ) as s3:
         try:
             await asyncio.wait_for(
                 s3.head_bucket(Bucket=settings.uploads_bucket), CONNECT_TIMEOUT_S

@@ -17,10 +17,13 @@ from contextlib import ExitStack
 from pathlib import Path
 from types import FrameType
 
+from botocore.exceptions import BotoCoreError, ClientError
+
 from devstack.emulator import EMULATOR_CREDENTIALS, Emulator
 from devstack.ports import free_port, wait_for_port
 from devstack.postgres import EmbeddedPostgres
 from devstack.provision import provision
+from service.keys import InvalidKey, parse_key
 
 STATE_DIR = Path(".devstack")
 CHILD_STOP_TIMEOUT_S = 40  # above the worker's default drain
@@ -34,7 +37,24 @@ def raise_stopped(signum: int, frame: FrameType | None) -> None:
     raise Stopped(signal.Signals(signum).name)
 
 
-def stack_environment(stack: ExitStack) -> dict[str, str]:
+class BadSetting(Exception):
+    """A setting `make dev` cannot use; the message names it and what is expected."""
+
+
+def check_dev_settings(env: dict[str, str]) -> None:
+    """What `make dev` itself reads, checked before anything starts."""
+    key = env.get("PICFORGE_DEV_API_KEY")
+    if key:
+        try:
+            parse_key(key)
+        except InvalidKey:
+            raise BadSetting(
+                "PICFORGE_DEV_API_KEY: expected pf_<16 hex digits>_<at least 43 base64url "
+                "characters> (`picforge keys create` prints one), or unset it for a new key"
+            ) from None
+
+
+def stack_environment(stack: ExitStack, port: int) -> dict[str, str]:
     env = dict(os.environ)
     if not env.get("PICFORGE_DATABASE_URL"):
         print("starting embedded PostgreSQL ...", flush=True)
@@ -47,11 +67,26 @@ def stack_environment(stack: ExitStack) -> dict[str, str]:
     env.setdefault("AWS_ACCESS_KEY_ID", EMULATOR_CREDENTIALS["AWS_ACCESS_KEY_ID"])
     env.setdefault("AWS_SECRET_ACCESS_KEY", EMULATOR_CREDENTIALS["AWS_SECRET_ACCESS_KEY"])
     region = env.setdefault("PICFORGE_AWS_REGION", "us-east-1")
-    provisioned = provision(env["PICFORGE_AWS_ENDPOINT_URL"], region=region, credentials=env)
+    endpoint = env["PICFORGE_AWS_ENDPOINT_URL"]
+    try:
+        provisioned = provision(
+            endpoint, region=region, credentials=env, cors_origins=api_origins(port)
+        )
+    except (BotoCoreError, ClientError) as exc:
+        raise BadSetting(
+            f"PICFORGE_AWS_ENDPOINT_URL: cannot provision S3/SQS at {endpoint} ({exc}); "
+            "expected a reachable S3/SQS emulator, or unset it to start one"
+        ) from None
     env["PICFORGE_UPLOADS_BUCKET"] = provisioned.names.uploads_bucket
     env["PICFORGE_RENDITIONS_BUCKET"] = provisioned.names.renditions_bucket
     env["PICFORGE_QUEUE_URL"] = provisioned.queue_url
+    # The API serves the upload page, offering the dev key, and its origin may upload to S3.
+    env.setdefault("PICFORGE_DEMO_ENABLED", "true")
     return env
+
+
+def api_origins(port: int) -> tuple[str, ...]:
+    return (f"http://127.0.0.1:{port}", f"http://localhost:{port}")
 
 
 def ensure_dev_key(picforge: list[str], env: dict[str, str]) -> str:
@@ -60,10 +95,11 @@ def ensure_dev_key(picforge: list[str], env: dict[str, str]) -> str:
     ensured = subprocess.run(
         [*picforge, "keys", "ensure", "dev", *fixed],
         env=env,
-        check=True,
         capture_output=True,
         text=True,
     )
+    if ensured.returncode != 0:
+        raise BadSetting(ensured.stderr.strip() or "picforge keys ensure failed")
     return ensured.stdout.splitlines()[-1]
 
 
@@ -93,9 +129,12 @@ def run(port: int) -> int:
     picforge = [sys.executable, "-c", "from service.cli import main; main()"]
     with ExitStack() as stack:
         try:
-            env = stack_environment(stack)
-            subprocess.run([*picforge, "migrate"], env=env, check=True)
+            check_dev_settings(dict(os.environ))
+            env = stack_environment(stack, port)
+            if subprocess.run([*picforge, "migrate"], env=env).returncode != 0:
+                return 1  # it said why, in one line
             dev_key = ensure_dev_key(picforge, env)
+            env.setdefault("PICFORGE_DEMO_API_KEY", dev_key)
             env.setdefault("PICFORGE_WORKER_METRICS_HOST", "127.0.0.1")
             env.setdefault("PICFORGE_WORKER_METRICS_PORT", str(free_port()))
             children = {
@@ -107,6 +146,7 @@ def run(port: int) -> int:
                 f"\npicforge is running\n"
                 f"  API       http://127.0.0.1:{port}\n"
                 f"  docs      http://127.0.0.1:{port}/docs\n"
+                f"  demo      http://127.0.0.1:{port}/demo   (uploads from the browser)\n"
                 f"  metrics   http://127.0.0.1:{env['PICFORGE_WORKER_METRICS_PORT']}/metrics\n"
                 f"  S3/SQS    {env['PICFORGE_AWS_ENDPOINT_URL']}\n"
                 f"  database  {env['PICFORGE_DATABASE_URL']}\n"
@@ -120,6 +160,9 @@ def run(port: int) -> int:
                         print(f"{name} exited with {child.returncode}; stopping", flush=True)
                         return 1
                 time.sleep(0.5)
+        except BadSetting as exc:
+            print(f"make dev: {exc}", file=sys.stderr, flush=True)
+            return 1
         except Stopped as stopped:
             print(f"\n{stopped}: stopping picforge ...", flush=True)
             return 0
@@ -131,8 +174,14 @@ def run(port: int) -> int:
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m devstack", description=__doc__)
-    parser.add_argument("--port", type=int, default=int(os.environ.get("PICFORGE_DEV_PORT", 8000)))
-    sys.exit(run(parser.parse_args().port))
+    parser.add_argument("--port", type=int, default=None)
+    port = parser.parse_args().port
+    if port is None:
+        value = os.environ.get("PICFORGE_DEV_PORT", "8000")
+        if not value.isdigit() or not 0 < int(value) < 65536:
+            sys.exit(f"make dev: PICFORGE_DEV_PORT: expected a TCP port (1-65535), got {value!r}")
+        port = int(value)
+    sys.exit(run(port))
 
 
 if __name__ == "__main__":

@@ -48,10 +48,12 @@ BUCKET_LIFECYCLE: dict[str, list[dict[str, Any]]] = {
     for bucket, noncurrent_days in (("uploads", 30), ("renditions", 7))
 }
 # Browsers upload originals straight to S3 with pre-signed POSTs and PUTs.
+# A browser POSTs the ticket's form, or PUTs with the two headers a PUT ticket signs that a
+# preflight asks for (Content-Type, and If-None-Match: an original is uploaded once); it reads
+# no response header, so none is exposed.
 UPLOADS_CORS: dict[str, Any] = {
     "AllowedMethods": ["POST", "PUT"],
-    "AllowedHeaders": ["*"],
-    "ExposeHeaders": ["ETag"],
+    "AllowedHeaders": ["Content-Type", "If-None-Match"],
     "MaxAgeSeconds": 3000,
 }
 
@@ -79,7 +81,7 @@ def provision(
     region: str = "us-east-1",
     names: StackNames | None = None,
     visibility_timeout_s: int = 180,
-    cors_origins: tuple[str, ...] = ("*",),
+    cors_origins: tuple[str, ...] = ("http://127.0.0.1:8000", "http://localhost:8000"),
     credentials: dict[str, str] | None = None,
 ) -> Stack:
     names = names or StackNames()
@@ -209,11 +211,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m devstack.provision", description=main.__doc__)
     parser.add_argument("--endpoint-url", required=True)
     parser.add_argument("--region", default="us-east-1")
-    parser.add_argument("--cors-origin", action="append", dest="cors_origins")
-    args = parser.parse_args()
-    stack = provision(
-        args.endpoint_url, region=args.region, cors_origins=tuple(args.cors_origins or ["*"])
+    parser.add_argument(
+        "--cors-origin",
+        action="append",
+        dest="cors_origins",
+        required=True,
+        help="an origin whose pages upload straight to the bucket (the API's, for /demo)",
     )
+    args = parser.parse_args()
+    stack = provision(args.endpoint_url, region=args.region, cors_origins=tuple(args.cors_origins))
     print(stack.queue_url)  # noqa: T201
 
 

@@ -99,15 +99,17 @@ resource "aws_s3_bucket_logging" "renditions" {
 }
 
 # NOTE: browsers upload originals straight to S3; the API only signs. Only POST (pre-signed
-# POST form) and PUT (pre-signed PUT) from the configured origins.
+# POST form) and PUT (pre-signed PUT, whose signed Content-Type and If-None-Match are the
+# headers a preflight asks for) from the configured origins; no response header is read, so
+# none is exposed.
+# devstack/provision.py gives the local buckets the same rule.
 resource "aws_s3_bucket_cors_configuration" "uploads" {
   bucket = aws_s3_bucket.uploads.id
 
   cors_rule {
     allowed_methods = ["POST", "PUT"]
     allowed_origins = var.cors_allowed_origins
-    allowed_headers = ["*"]
-    expose_headers  = ["ETag"]
+    allowed_headers = ["Content-Type", "If-None-Match"]
     max_age_seconds = 3000
   }
 }

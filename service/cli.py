@@ -9,6 +9,9 @@ picforge keys revoke KEY_ID      refuse a key from now on
 picforge keys list               every key's id, owner and state (never the secret)
 picforge openapi                 print the OpenAPI document (`> openapi.json` to refresh it)
 picforge reconcile [--dry-run]   fix drift between S3 and the records, printing each fix
+picforge upload PATH...          upload images with PICFORGE_API_KEY (service.upload_cli)
+picforge images list|get|delete  the owner's images (service.images_cli)
+picforge doctor                  check a deployment's AWS resources and database (service.doctor)
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import asyncio
 import logging
 import sys
 from collections.abc import Awaitable, Callable
+from contextlib import suppress
 from typing import TypeVar
 
 import uvicorn
@@ -32,30 +36,33 @@ from service.db import (
     require_migrated,
     upgrade_database,
 )
+from service.doctor import add_doctor_command
+from service.images_cli import add_images_commands
 from service.key_secrets import create_key_in_secret
+from service.startup import (
+    check_database,
+    check_dependencies,
+    exit_on_bad_configuration,
+    load_settings,
+)
+from service.upload_cli import add_upload_command
 
 T = TypeVar("T")
 
 
 def migrate(_: argparse.Namespace) -> None:
-    asyncio.run(upgrade_database(DatabaseSettings()))
+    with exit_on_bad_configuration("migrate"):
+        settings = load_settings(DatabaseSettings)
+        with suppress(SchemaNotMigrated):  # what this command is for
+            asyncio.run(check_database(settings))
+        asyncio.run(upgrade_database(settings))
     print("database migrated to revision", head_revision())
 
 
-async def _check_migrated(settings: DatabaseSettings) -> None:
-    engine = create_engine(settings)
-    try:
-        await require_migrated(engine)
-    finally:
-        await engine.dispose()
-
-
 def serve(args: argparse.Namespace) -> None:
-    settings = ApiSettings()
-    try:
-        asyncio.run(_check_migrated(settings))
-    except SchemaNotMigrated as exc:
-        raise SystemExit(f"picforge serve: {exc}") from None
+    with exit_on_bad_configuration("serve"):
+        settings = load_settings(ApiSettings)
+        asyncio.run(check_dependencies(settings, settings))
     uvicorn.run(
         "service.main:create_app",
         factory=True,
@@ -184,6 +191,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--dry-run", action="store_true", help="print what would be fixed; change nothing"
     )
     reconcile_parser.set_defaults(run=reconcile)
+    add_upload_command(commands)
+    add_images_commands(commands)
+    add_doctor_command(commands)
     return parser
 
 

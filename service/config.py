@@ -96,3 +96,7 @@ class ApiSettings(AwsSettings, DatabaseSettings):
     cdn_distribution_id: str | None = None
     # How long an Idempotency-Key is remembered; a later request with it makes a new image.
     idempotency_key_ttl_s: int = Field(24 * 3600, ge=60)
+    # The upload page at /demo: on in `make dev`, off in production unless asked for.
+    demo_enabled: bool = False
+    # A key the demo page offers to anyone who opens it: for a local stack only.
+    demo_api_key: str | None = Field(None, repr=False)

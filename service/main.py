@@ -14,11 +14,12 @@ from service.cdn import open_cdn
 from service.config import ApiSettings
 from service.db import autocommit, create_engine, create_sessionmaker, require_migrated
 from service.deps import refuse_inactive_key
+from service.docs import install_docs
 from service.errors import install_error_handlers
 from service.openapi import install_openapi
 from service.readiness import open_readiness
 from service.resources import Resources
-from service.routes import health, images
+from service.routes import demo, health, images
 
 log = logging.getLogger(__name__)
 
@@ -82,11 +83,16 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         description=DESCRIPTION,
         license_info={"name": "MIT", "identifier": "MIT"},
         lifespan=lifespan,
+        # Served by install_docs from this API's own copies of the scripts, never a CDN.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     install_error_handlers(app, before_validation_error=refuse_inactive_key)
     app.add_middleware(BodyLimit)
     app.include_router(health.router)
     app.include_router(images.router, prefix="/v1")
+    app.include_router(demo.router)
+    install_docs(app)
     install_openapi(app)
     return app

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import sys
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
@@ -28,6 +29,7 @@ from sqlalchemy import make_url, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from devstack.emulator import EMULATOR_CREDENTIALS, Emulator
+from devstack.ports import free_port, wait_for_port
 from devstack.postgres import EmbeddedPostgres
 from devstack.provision import Stack, provision
 from service.config import ApiSettings, DatabaseSettings
@@ -203,6 +205,44 @@ def held_renders(monkeypatch: pytest.MonkeyPatch) -> RenderGate:
 
     monkeypatch.setattr(RenderPool, "run", held)
     return gate
+
+
+@dataclass(frozen=True)
+class LiveApi:
+    url: str
+    key: str
+    s3_url: str
+
+
+@pytest.fixture
+async def live_api(
+    stack: Stack, emulator: Emulator, database_url: str, make_key: KeyMaker
+) -> AsyncIterator[LiveApi]:
+    """`picforge serve` in its own process, with the upload page on and offering a key."""
+    key = await make_key(OWNER)
+    port = free_port()
+    env = {
+        **os.environ,
+        "PICFORGE_DATABASE_URL": database_url,
+        "PICFORGE_AWS_ENDPOINT_URL": emulator.url,
+        "PICFORGE_UPLOADS_BUCKET": stack.names.uploads_bucket,
+        "PICFORGE_RENDITIONS_BUCKET": stack.names.renditions_bucket,
+        "PICFORGE_QUEUE_URL": stack.queue_url,
+        "PICFORGE_DEMO_ENABLED": "true",
+        "PICFORGE_DEMO_API_KEY": key,
+    }
+    argv = [sys.executable, "-c", "from service.cli import main; main()", "serve"]
+    process = await asyncio.create_subprocess_exec(
+        *argv, "--port", str(port), "--no-access-log", cwd=REPO_ROOT, env=env
+    )
+    try:
+        await asyncio.to_thread(
+            wait_for_port, port, timeout_s=180, is_alive=lambda: process.returncode is None
+        )
+        yield LiveApi(url=f"http://127.0.0.1:{port}", key=key, s3_url=emulator.url)
+    finally:
+        process.terminate()
+        await asyncio.wait_for(process.wait(), 30)
 
 
 @pytest.fixture

@@ -101,6 +101,9 @@ def test_devstack_serves_upload_and_stops_everything(
         assert key == fixed_key or (fixed_key is None and key.startswith("pf_"))
         record = upload_and_wait(f"http://127.0.0.1:{port}", key, image)
         assert record["status"] == "ready", record
+        # The upload page is on, and offers the dev key.
+        demo = httpx.get(f"http://127.0.0.1:{port}/demo/config.json", timeout=10)
+        assert demo.json() == {"dev_api_key": key}
 
         # Ctrl-C in a terminal signals the whole foreground process group.
         os.killpg(process.pid, stop_signal)

@@ -26,6 +26,13 @@ def compose() -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
+def ministack_override() -> dict[str, Any]:
+    text = (REPO_ROOT / "docker-compose.ministack.yml").read_text()
+    document: dict[str, Any] = yaml.safe_load(text)
+    return document
+
+
+@pytest.fixture(scope="module")
 def dockerfile() -> str:
     return (REPO_ROOT / "Dockerfile").read_text()
 
@@ -39,7 +46,7 @@ def required_variables(settings: type[BaseSettings]) -> set[str]:
 def test_compose_runs_the_real_services(compose: dict[str, Any]) -> None:
     services = compose["services"]
 
-    assert {"postgres", "localstack", "api", "worker"} <= services.keys()
+    assert {"postgres", "aws", "api", "worker"} <= services.keys()
     assert services["postgres"]["image"].startswith("postgres:")
     assert services["api"]["command"] == API_COMMAND
     assert services["worker"]["command"] == WORKER_COMMAND
@@ -49,7 +56,7 @@ def test_compose_runs_the_real_services(compose: dict[str, Any]) -> None:
 def test_compose_localstack_is_a_version_that_needs_no_auth_token(
     compose: dict[str, Any],
 ) -> None:
-    image = compose["services"]["localstack"]["image"]
+    image = compose["services"]["aws"]["image"]
 
     name, version = image.split(":")
     assert name == "localstack/localstack"
@@ -78,7 +85,7 @@ def test_compose_starts_processes_after_migrations_and_provisioning(
         depends_on = services[name]["depends_on"]
         assert depends_on["migrate"]["condition"] == "service_completed_successfully"
         assert depends_on["provision"]["condition"] == "service_completed_successfully"
-    for name in ("postgres", "localstack", "api"):
+    for name in ("postgres", "aws", "api"):
         assert "healthcheck" in services[name], name
 
 
@@ -115,3 +122,92 @@ def test_dockerfile_runs_the_api_as_an_unprivileged_user(dockerfile: str) -> Non
 def test_dockerfile_pins_its_base_image(dockerfile: str) -> None:
     for image in re.findall(r"^FROM (\S+)", dockerfile, re.MULTILINE):
         assert ":" in image and not image.endswith(":latest"), image
+
+
+# ${VAR}, ${VAR:-default}, ${VAR-default}, ${VAR:?message}, ${VAR?message}
+INTERPOLATION = re.compile(r"\$\{(?P<name>\w+)(?:(?P<op>:?[-?])(?P<rest>[^}]*))?\}")
+ENV_EXAMPLE_LINE = re.compile(r"^#?\s?(?P<name>[A-Z][A-Z0-9_]*)=", re.MULTILINE)
+# Read by `make dev` and the command line, not by a settings class.
+NON_SETTINGS = {
+    "PICFORGE_API_KEY",
+    "PICFORGE_API_URL",
+    "PICFORGE_DEV_API_KEY",
+    "PICFORGE_DEV_PORT",
+    "PICFORGE_MINISTACK",
+}
+
+
+def compose_texts() -> dict[str, str]:
+    return {
+        name: (REPO_ROOT / name).read_text()
+        for name in ("docker-compose.yml", "docker-compose.ministack.yml")
+    }
+
+
+def env_example() -> str:
+    return (REPO_ROOT / ".env.example").read_text()
+
+
+def setting_names(settings: type[BaseSettings]) -> set[str]:
+    return {f"PICFORGE_{name.upper()}" for name in settings.model_fields}
+
+
+def test_env_example_lists_every_setting_and_nothing_else() -> None:
+    listed = {m["name"] for m in ENV_EXAMPLE_LINE.finditer(env_example())}
+    settings = setting_names(ApiSettings) | setting_names(WorkerSettings)
+    compose_variables = {
+        m["name"] for text in compose_texts().values() for m in INTERPOLATION.finditer(text)
+    }
+
+    assert not settings - listed, "add these to .env.example"
+    picforge = {name for name in listed if name.startswith("PICFORGE_")}
+    assert not picforge - settings - NON_SETTINGS, "no such setting"
+    assert not {n for n in listed if not n.startswith("PICFORGE_")} - compose_variables
+
+
+def test_compose_required_variables_fail_fast_and_env_example_sets_them() -> None:
+    uncommented = {
+        line.split("=", 1)[0]
+        for line in env_example().splitlines()
+        if line and not line.startswith("#")
+    }
+    required = set()
+    for name, text in compose_texts().items():
+        for match in INTERPOLATION.finditer(text):
+            if match["op"] in {":?", "?"}:
+                assert match["rest"].strip(), f"{name}: ${{{match['name']}:?}} without a message"
+                required.add(match["name"])
+            else:
+                assert match["op"] in {":-", "-"}, f"{name}: ${{{match['name']}}} may be empty"
+
+    assert required == {"POSTGRES_PASSWORD"}
+    assert required <= uncommented
+
+
+def test_compose_hands_env_file_settings_to_both_processes(compose: dict[str, Any]) -> None:
+    for name in ("api", "worker"):
+        [env_file] = compose["services"][name]["env_file"]
+        assert env_file == {"path": ".env", "required": False}
+
+
+def test_compose_provisions_cors_for_the_published_api_origin(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    command = services["provision"]["command"]
+    origin = command[command.index("--cors-origin") + 1]
+    [published] = services["api"]["ports"]
+
+    assert origin == f"http://localhost:{published.split(':')[1]}"
+
+
+def test_ministack_override_swaps_only_the_emulator_at_the_tested_version(
+    compose: dict[str, Any], ministack_override: dict[str, Any]
+) -> None:
+    makefile = (REPO_ROOT / "Makefile").read_text()
+    [version] = re.findall(r"^MINISTACK_VERSION := (\S+)$", makefile, re.MULTILINE)
+    [(name, service)] = ministack_override["services"].items()
+
+    assert name == "aws" and name in compose["services"]
+    assert service["image"] == f"ministackorg/ministack:{version}"
+    assert service["environment"]["GATEWAY_PORT"] == "4566"
+    assert "_ministack/health" in " ".join(service["healthcheck"]["test"])
+    assert "ports" not in service, "the base file already publishes 4566 on loopback"

@@ -11,6 +11,7 @@ from mypy_boto3_sqs import SQSClient
 
 from devstack.emulator import Emulator
 from devstack.provision import BUCKET_LIFECYCLE, MAX_RECEIVE_COUNT, Stack, provision
+from tests.infra.terraform import load_module
 from worker.events import ObjectCreated, parse_message_body
 
 
@@ -87,3 +88,20 @@ def test_provision_versions_buckets_with_production_lifecycle(
     }
     blocked = s3.get_public_access_block(Bucket=name)["PublicAccessBlockConfiguration"]
     assert all(blocked.values())
+
+
+def test_provision_uploads_cors_is_terraforms_rule_for_the_api_origins(
+    stack: Stack, s3: S3Client
+) -> None:
+    [local] = s3.get_bucket_cors(Bucket=stack.names.uploads_bucket)["CORSRules"]
+    [deployed] = load_module().resource("aws_s3_bucket_cors_configuration", "uploads")["cors_rule"]
+
+    # What /demo and a browser app need: the POST form or the PUT with its signed type.
+    assert sorted(local["AllowedMethods"]) == sorted(deployed["allowed_methods"])
+    assert (
+        local["AllowedHeaders"] == deployed["allowed_headers"] == ["Content-Type", "If-None-Match"]
+    )
+    assert "ExposeHeaders" not in local and "expose_headers" not in deployed
+    assert local["MaxAgeSeconds"] == deployed["max_age_seconds"]
+    # Origins are the API's own locally, and chosen per deployment on AWS; never a wildcard.
+    assert local["AllowedOrigins"] == ["http://127.0.0.1:8000", "http://localhost:8000"]

@@ -37,6 +37,7 @@ async def test_service_refuses_unmigrated_database(
     ],
     ids=["api", "worker"],
 )
+@pytest.mark.timeout(300)  # two Python start-ups: slow on a loaded machine
 def test_process_exits_with_clear_message_on_unmigrated_database(
     argv: list[str], stack: Stack, emulator: Emulator, unmigrated_database_url: str
 ) -> None:
@@ -50,7 +51,7 @@ def test_process_exits_with_clear_message_on_unmigrated_database(
     }
 
     result = subprocess.run(
-        argv, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=60
+        argv, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=180
     )
 
     assert result.returncode == 1
@@ -86,3 +87,80 @@ async def test_readyz_is_503_problem_when_a_bucket_is_missing(
     problem = response.json()
     assert problem["code"] == "dependency_unavailable"
     assert "renditions bucket" in problem["detail"]
+
+
+API_ARGV = [sys.executable, "-c", "from service.cli import main; main()", "serve", "--port", "0"]
+WORKER_ARGV = [sys.executable, "-m", "worker"]
+UNKNOWN_PRESET_FIELD = '[{"name": "thumb", "width": 128, "height": 128, "sizes": [1]}]'
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize(
+    ("argv", "setting", "value", "says"),
+    [
+        (API_ARGV, "PICFORGE_DB_POOL_SIZE", "lots",
+         "PICFORGE_DB_POOL_SIZE: Input should be a valid integer"),
+        (API_ARGV, "PICFORGE_QUEUE_URL", None, "PICFORGE_QUEUE_URL: is required but not set"),
+        (API_ARGV, "PICFORGE_AWS_ENDPOINT_URL", "http://127.0.0.1:9",
+         "PICFORGE_AWS_ENDPOINT_URL: nothing answers at http://127.0.0.1:9"),
+        (API_ARGV, "PICFORGE_DATABASE_URL", "postgresql://picforge@127.0.0.1:9/picforge",
+         "PICFORGE_DATABASE_URL: cannot connect to PostgreSQL at 127.0.0.1:9/picforge"),
+        (API_ARGV, "PICFORGE_UPLOADS_BUCKET", "no-such-bucket",
+         "PICFORGE_UPLOADS_BUCKET: there is no bucket 'no-such-bucket'"),
+        (WORKER_ARGV, "PICFORGE_PRESETS", UNKNOWN_PRESET_FIELD,
+         "PICFORGE_PRESETS: preset #0 has unknown fields ['sizes']"),
+        (WORKER_ARGV, "PICFORGE_WORKER_CONCURRENCY", "0",
+         "PICFORGE_WORKER_CONCURRENCY: Input should be greater than or equal to 1"),
+    ],
+    ids=["pool-size", "queue-url", "endpoint", "database", "bucket", "preset-field", "concurrency"],
+)  # fmt: skip
+def test_process_stops_with_one_line_naming_a_wrong_setting(
+    argv: list[str],
+    setting: str,
+    value: str | None,
+    says: str,
+    stack: Stack,
+    emulator: Emulator,
+    database_url: str,
+) -> None:
+    env = {
+        **os.environ,
+        "PICFORGE_DATABASE_URL": database_url,
+        "PICFORGE_AWS_ENDPOINT_URL": emulator.url,
+        "PICFORGE_UPLOADS_BUCKET": stack.names.uploads_bucket,
+        "PICFORGE_RENDITIONS_BUCKET": stack.names.renditions_bucket,
+        "PICFORGE_QUEUE_URL": stack.queue_url,
+    }
+    if value is None:
+        del env[setting]
+    else:
+        env[setting] = value
+
+    result = subprocess.run(
+        argv, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=240
+    )
+
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    [line] = [line for line in result.stderr.splitlines() if line.startswith("picforge ")]
+    assert says in line, result.stderr
+
+
+@pytest.mark.timeout(300)
+def test_devstack_stops_with_one_line_on_a_dev_key_of_the_wrong_form() -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PICFORGE_")}
+
+    result = subprocess.run(
+        [sys.executable, "-m", "devstack", "--port", "0"],
+        cwd=REPO_ROOT,
+        env={**env, "PICFORGE_DEV_API_KEY": "my-own-key"},
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+
+    assert result.returncode == 1
+    assert result.stderr.strip() == (
+        "make dev: PICFORGE_DEV_API_KEY: expected pf_<16 hex digits>_<at least 43 base64url "
+        "characters> (`picforge keys create` prints one), or unset it for a new key"
+    )

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from service.aws import open_s3_client, open_sqs_client
 from service.db import SchemaNotMigrated, create_engine, create_sessionmaker, require_migrated
+from service.startup import check_dependencies, exit_on_bad_configuration, load_settings
 from worker.abandoned import abandoned_after_s, failing_abandoned_images
 from worker.config import WorkerSettings
 from worker.consumer import Consumer, ConsumerOptions
@@ -190,7 +191,9 @@ async def run_until_signalled(settings: WorkerSettings) -> None:
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    settings = WorkerSettings()
+    with exit_on_bad_configuration("worker"):
+        settings = load_settings(WorkerSettings)
+        asyncio.run(check_dependencies(settings, settings))
     try:
         asyncio.run(run_until_signalled(settings))
     except SchemaNotMigrated as exc:

@@ -1,0 +1,137 @@
+"""Start-up checks: a wrong setting stops a process with one line naming it, never a traceback.
+
+Every process (`picforge serve`, `picforge migrate`, the worker, `make dev`) reads its settings
+through `load_settings` and runs under `exit_on_bad_configuration`, which turns the errors below
+into `SystemExit("picforge <process>: PICFORGE_X: what is expected")`:
+
+    ConfigurationError     a value of the wrong form, a missing setting, an unreachable endpoint
+    SchemaNotMigrated      the database is reachable but not migrated
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TypeVar
+
+import aioboto3
+import asyncpg  # type: ignore[import-untyped]  # asyncpg ships no type hints
+from botocore.exceptions import (
+    ClientError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    NoCredentialsError,
+)
+from pydantic import ValidationError
+from pydantic_settings import BaseSettings
+from sqlalchemy.exc import SQLAlchemyError
+
+from service.config import AwsSettings, DatabaseSettings
+from service.db import SchemaNotMigrated, create_engine, require_migrated
+from service.storage import s3_client_config
+
+ENV_PREFIX = "PICFORGE_"
+CONNECT_TIMEOUT_S = 15
+S = TypeVar("S", bound=BaseSettings)
+# What connecting to an unreachable or refusing PostgreSQL raises, through SQLAlchemy or not.
+UNREACHABLE_DATABASE = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
+
+
+class ConfigurationError(Exception):
+    """A setting that cannot work; the message names it and says what is expected."""
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    """`PICFORGE_X: what is wrong`, for each setting that failed, on one line."""
+    problems = []
+    for error in exc.errors(include_url=False, include_input=False):
+        message = str(error["msg"]).removeprefix("Value error, ")
+        if error["type"] == "missing":
+            message = "is required but not set"
+        field = next((str(part) for part in error["loc"] if isinstance(part, str)), None)
+        # A check over several fields (a model validator) names its settings itself.
+        problems.append(f"{ENV_PREFIX}{field.upper()}: {message}" if field else message)
+    return "; ".join(problems)
+
+
+def load_settings(settings_class: type[S]) -> S:
+    try:
+        return settings_class()
+    except ValidationError as exc:
+        raise ConfigurationError(describe_validation_error(exc)) from None
+
+
+def database_setting(settings: DatabaseSettings) -> str:
+    return f"{ENV_PREFIX}DATABASE_URL" if settings.database_url else f"{ENV_PREFIX}DB_HOST"
+
+
+def first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+
+
+async def check_database(settings: DatabaseSettings) -> None:
+    """Reachable within CONNECT_TIMEOUT_S, and migrated (else `SchemaNotMigrated`)."""
+    try:
+        url = settings.sqlalchemy_url
+    except ValueError as exc:
+        raise ConfigurationError(str(exc)) from None
+    engine = create_engine(settings)
+    try:
+        await asyncio.wait_for(require_migrated(engine), CONNECT_TIMEOUT_S)
+    except (*UNREACHABLE_DATABASE, SQLAlchemyError) as exc:
+        host = url.split("@")[-1].split("?")[0]
+        raise ConfigurationError(
+            f"{database_setting(settings)}: cannot connect to PostgreSQL at {host} "
+            f"({first_line(exc)}); expected a reachable PostgreSQL server"
+        ) from None
+    finally:
+        await engine.dispose()
+
+
+async def check_s3(settings: AwsSettings) -> None:
+    """The S3 endpoint answers and the uploads bucket exists. Other refusals (a role without
+    the permission to ask) are left for /readyz to report."""
+    where = settings.aws_endpoint_url or f"S3 in {settings.aws_region}"
+    async with aioboto3.Session().client(
+        "s3",
+        region_name=settings.aws_region,
+        endpoint_url=settings.aws_endpoint_url,
+        config=s3_client_config(settings),
+    ) as s3:
+        try:
+            await asyncio.wait_for(
+                s3.head_bucket(Bucket=settings.uploads_bucket), CONNECT_TIMEOUT_S
+            )
+        except (EndpointConnectionError, ConnectTimeoutError, TimeoutError, OSError) as exc:
+            setting = "AWS_ENDPOINT_URL" if settings.aws_endpoint_url else "AWS_REGION"
+            raise ConfigurationError(
+                f"{ENV_PREFIX}{setting}: nothing answers at {where} ({first_line(exc)}); "
+                "expected a reachable S3 endpoint"
+            ) from None
+        except NoCredentialsError:
+            raise ConfigurationError(
+                "no AWS credentials: expected a task role on AWS, or AWS_ACCESS_KEY_ID and "
+                "AWS_SECRET_ACCESS_KEY for an emulator"
+            ) from None
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in {"404", "NoSuchBucket"}:
+                raise ConfigurationError(
+                    f"{ENV_PREFIX}UPLOADS_BUCKET: there is no bucket "
+                    f"{settings.uploads_bucket!r} at {where}; expected an existing bucket"
+                ) from None
+
+
+async def check_dependencies(database: DatabaseSettings, aws: AwsSettings) -> None:
+    """What every long-running process needs before it starts: both are usually one object."""
+    await check_database(database)
+    await check_s3(aws)
+
+
+@contextmanager
+def exit_on_bad_configuration(process: str) -> Iterator[None]:
+    try:
+        yield
+    except (ConfigurationError, SchemaNotMigrated) as exc:
+        raise SystemExit(f"picforge {process}: {exc}") from None

@@ -4,7 +4,8 @@ Messages are picked only while there is room for them (at most `concurrency` in 
 10 a receive, long-polling). What becomes of each is `worker.delivery`'s business. On stop,
 nothing new is picked and the messages in flight get `drain_s` to finish; the ones still
 unfinished then are cancelled and made visible again at once, for another worker to take.
-Nothing in flight is lost: a message is deleted only after its effect is durable.
+Nothing in flight is lost: a message is deleted only after its effect is durable. While a
+dependency is down (`worker.outages`), nothing is received.
 """
 
 from __future__ import annotations
@@ -52,6 +53,11 @@ class Consumer:
         try:
             while not stop.is_set():
                 room = self.options.concurrency - len(self.in_flight)
+                if not self.delivery.dependencies.up:
+                    back = asyncio.create_task(self.delivery.dependencies.wait_until_up())
+                    await asyncio.wait({stopping, back}, return_when="FIRST_COMPLETED")
+                    back.cancel()
+                    continue
                 if room == 0:
                     await asyncio.wait({stopping, *self.in_flight}, return_when="FIRST_COMPLETED")
                     continue

@@ -7,6 +7,8 @@
 - A transient failure leaves it for redelivery. On the last delivery the queue allows before it
   dead-letters the message, the worker records `processing_failed` on the image first (and
   should it die on that delivery, `worker.abandoned` records it later).
+- A failure because PostgreSQL or S3 is unreachable also pauses the receiving until both
+  answer again (`worker.outages`), so an outage does not use up the deliveries the queue allows.
 - Cancelled (the drain ran out of time): the consumer makes it visible again at once.
 """
 
@@ -24,6 +26,7 @@ from worker.events import Event, UnrecognizedMessage, parse_message_body
 from worker.handlers import Outcome, RenderContext, give_up, handle_event, image_id_of
 from worker.messages import Message, MessageQueue
 from worker.metrics import Metrics
+from worker.outages import Dependencies, is_outage
 
 log = logging.getLogger(__name__)
 
@@ -42,11 +45,13 @@ class Delivery:
         context: RenderContext,
         metrics: Metrics,
         options: DeliveryOptions,
+        dependencies: Dependencies,
     ) -> None:
         self.queue = queue
         self.context = context
         self.metrics = metrics
         self.options = options
+        self.dependencies = dependencies
 
     async def handle(self, message: Message) -> None:
         try:
@@ -94,6 +99,8 @@ class Delivery:
     async def after_transient_failure(
         self, message: Message, events: list[Event], error: Exception
     ) -> None:
+        if is_outage(error):
+            self.dependencies.report_outage(error)
         reason = describe(error)
         limit = self.options.max_receive_count
         where = (

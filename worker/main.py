@@ -13,6 +13,7 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass
 
 import aioboto3
+from sqlalchemy import text
 
 from service.db import SchemaNotMigrated, create_engine, create_sessionmaker, require_migrated
 from service.resources import open_s3_client
@@ -23,6 +24,7 @@ from worker.delivery import Delivery, DeliveryOptions
 from worker.handlers import RenderContext
 from worker.messages import MessageQueue
 from worker.metrics import Metrics
+from worker.outages import Dependencies
 from worker.pool import RenderPool
 from worker.renditions import Limits
 
@@ -70,6 +72,14 @@ async def open_worker(stack: AsyncExitStack, settings: WorkerSettings, metrics: 
         presets=settings.presets,
         limits=Limits(max_pixels=settings.max_pixels),
     )
+
+    async def probe_dependencies() -> None:
+        async with engine.connect() as connection:
+            await connection.execute(text("SELECT 1"))
+        await s3.head_bucket(Bucket=settings.uploads_bucket)
+
+    dependencies = Dependencies(probe_dependencies, on_change=metrics.dependencies_changed)
+    stack.push_async_callback(dependencies.close)
     delivery = Delivery(
         queue,
         context,
@@ -77,6 +87,7 @@ async def open_worker(stack: AsyncExitStack, settings: WorkerSettings, metrics: 
         DeliveryOptions(
             job_timeout_s=settings.worker_job_timeout_s, max_receive_count=max_receive_count
         ),
+        dependencies,
     )
     options = ConsumerOptions(
         concurrency=settings.worker_concurrency,

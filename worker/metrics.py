@@ -71,6 +71,12 @@ class Metrics:
             "Render pools replaced after a render process died",
             registry=self.registry,
         )
+        self.dependencies_up = Gauge(
+            "picforge_worker_dependencies_up",
+            "1 while PostgreSQL and S3 answer; 0 while an outage pauses the receiving",
+            registry=self.registry,
+        )
+        self.dependencies_up.set(1)
         self.tally: Tally[str] = Tally()
 
     def received(self, count: int) -> None:
@@ -93,6 +99,11 @@ class Metrics:
             self.processing_seconds.labels("failed").observe(seconds)
         self.tally["images_failed"] += 1
 
+    def dependencies_changed(self, up: bool) -> None:
+        self.dependencies_up.set(1 if up else 0)
+        if not up:
+            self.tally["outages"] += 1
+
     def pool_restarted(self) -> None:
         self.render_pool_restarts.inc()
         self.tally["render_pool_restarts"] += 1
@@ -101,7 +112,7 @@ class Metrics:
         """`name=count` for every count, in a stable order, zeros included."""
         names = (
             *("received", "done", "discarded", "retried", "gave_up", "released"),
-            *("images_ready", "images_failed", "render_pool_restarts"),
+            *("images_ready", "images_failed", "render_pool_restarts", "outages"),
         )
         return " ".join(f"{name}={self.tally[name]}" for name in names)
 

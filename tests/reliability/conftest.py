@@ -15,6 +15,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -221,6 +222,14 @@ class Deployment:
         return orphans
 
 
+async def until_processing(deployment: Deployment, *, timeout_s: float = 60) -> None:
+    """Until the worker has an image in hand."""
+    deadline = time.monotonic() + timeout_s
+    while "processing" not in (await deployment.statuses()).values():
+        assert time.monotonic() < deadline, "nothing started processing"
+        await asyncio.sleep(0.02)
+
+
 async def settle(deployment: Deployment, *, timeout_s: float = 90) -> dict[str, Any]:
     """Wait until every uploaded image is `ready` or `failed`, then check nothing is left over.
 
@@ -269,7 +278,7 @@ def _environment(postgres: EmbeddedPostgres, emulator: Emulator) -> dict[str, st
         "PYTHONUNBUFFERED": "1",
         # Short enough that a killed worker's messages come back within a test.
         "PICFORGE_WORKER_VISIBILITY_TIMEOUT_S": "5",
-        "PICFORGE_WORKER_JOB_TIMEOUT_S": "4",
+        "PICFORGE_WORKER_JOB_TIMEOUT_S": "60",
         "PICFORGE_WORKER_WAIT_S": "1",
         "PICFORGE_WORKER_RENDER_PROCESSES": "1",
         "PICFORGE_WORKER_CONCURRENCY": "2",

@@ -129,3 +129,19 @@ async def poll_readyz(deployment: Deployment, stop: asyncio.Event) -> Counter[in
                 seen[0] += 1
             await asyncio.sleep(0.2)
     return seen
+
+
+async def upload_batch(deployment: Deployment, data: bytes, *, count: int) -> list[str]:
+    """`count` images created and uploaded, one after another, in a healthy deployment."""
+    body = {"filename": "batch.png", "content_type": "image/png", "size_bytes": len(data)}
+    image_ids = []
+    async with deployment.client() as http:
+        for _ in range(count):
+            created = await http.post("/v1/images", json=body)
+            assert created.status_code == 201, created.text
+            image = created.json()
+            deployment.uploaded[image["id"]] = False
+            assert await _upload(image["upload"], data, "image/png")
+            deployment.uploaded[image["id"]] = True
+            image_ids.append(image["id"])
+    return image_ids

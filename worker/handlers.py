@@ -130,13 +130,20 @@ async def handle_object_created(context: RenderContext, event: ObjectCreated) ->
         return Outcome("skipped", "image unknown, deleted or expired: original removed", image_id)
     if verdict == "later_version":
         # The ticket used again: the pinned version stays the original, this one goes.
-        await context.s3.delete_object(
-            Bucket=context.uploads_bucket, Key=event.key, VersionId=str(event.version_id)
-        )
+        await remove_version(context, event.key, str(event.version_id))
         return Outcome("skipped", f"later upload {event.version_id} removed", image_id)
     if original is None:
         return Outcome("skipped", "image already finished", image_id)
     return await process_original(context, image_id, original)
+
+
+async def remove_version(context: RenderContext, key: str, version_id: str) -> None:
+    try:
+        await context.s3.delete_object(Bucket=context.uploads_bucket, Key=key, VersionId=version_id)
+    except ClientError as exc:
+        # A redelivered event: the version went the first time.
+        if exc.response.get("Error", {}).get("Code") not in ("NoSuchKey", "NoSuchVersion"):
+            raise
 
 
 async def first_version_id(context: RenderContext, image_id: uuid.UUID) -> str | None:

@@ -9,6 +9,7 @@ import io
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -216,3 +217,26 @@ async def test_idempotency_key_expires_and_then_makes_a_new_image(
         )
         == 1
     )
+
+
+async def test_idempotent_replay_ticket_expires_when_the_first_did(
+    client: httpx.AsyncClient, db: AsyncEngine, api_settings: ApiSettings
+) -> None:
+    body = {"filename": "a.png", "content_type": "image/png", "size_bytes": 9}
+    headers = {"Idempotency-Key": str(uuid.uuid4())}
+    first = (await client.post("/v1/images", json=body, headers=headers)).json()
+    await backdate(db, "images", 200)
+
+    replay = (await client.post("/v1/images", json=body, headers=headers)).json()
+    await backdate(db, "images", 200)
+    late = (await client.post("/v1/images", json=body, headers=headers)).json()
+
+    assert replay["id"] == late["id"] == first["id"]
+    # Created 200 s ago (as the backdated record says): 100 s left of its 300 s, not 300 more.
+    first_expiry = datetime.fromisoformat(first["upload"]["expires_at"])
+    replay_expiry = datetime.fromisoformat(replay["upload"]["expires_at"])
+    assert abs((first_expiry - timedelta(seconds=200) - replay_expiry).total_seconds()) < 5
+    # Past the first ticket's expiry a replay's ticket is good for a second at most.
+    late_expiry = datetime.fromisoformat(late["upload"]["expires_at"])
+    assert late_expiry - datetime.now(UTC) < timedelta(seconds=2)
+    assert api_settings.presign_expires_s == 300

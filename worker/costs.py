@@ -34,7 +34,7 @@ BYTES_PER_PIXEL: Final[Mapping[str, float]] = MappingProxyType(
         "PNG": 1.0,
         "GIF": 4.0,
         "WEBP": 16.0,
-        "AVIF": 12.0,
+        "AVIF": 20.0,  # the engine's own measurement: 16.0 at 8 bits, 19.4 at 10 (RSS)
         "HEIF": 12.0,
     }
 )

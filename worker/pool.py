@@ -18,10 +18,12 @@ not something to retry.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import multiprocessing
 import signal
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
@@ -89,8 +91,23 @@ class _Slot:
         self._preload = preload
         self.process: BaseProcess | None = None
         self.connection: Connection | None = None
+        # Held while a child starts: a replacement warming up in a thread and the next job
+        # must not both start one.
+        self._starting = threading.Lock()
+        self._closed = False
 
     def ensure_started(self) -> tuple[BaseProcess, Connection]:
+        with self._starting:
+            if self._closed:
+                raise RenderProcessDied("the render pool is closed")
+            return self._ensure_started()
+
+    def close(self) -> None:
+        with self._starting:
+            self._closed = True
+            self.discard()
+
+    def _ensure_started(self) -> tuple[BaseProcess, Connection]:
         if self.process is None or self.connection is None or not self.process.is_alive():
             self.discard()
             context = _context(self._preload)
@@ -105,6 +122,10 @@ class _Slot:
             theirs.close()
             self.process, self.connection = process, ours
         return self.process, self.connection
+
+    def warm(self) -> None:
+        with contextlib.suppress(RenderProcessDied):  # closed meanwhile: nothing to warm
+            self.ensure_started()
 
     def discard(self) -> None:
         """Kill the child (if alive) and forget it; the next job starts a new one."""
@@ -144,8 +165,6 @@ class RenderPool:
         self._slots = [_Slot(index, memory_bytes, preload) for index in range(processes)]
         self._idle: asyncio.Queue[_Slot] | None = None
         self.replaced = 0
-        for slot in self._slots:
-            slot.ensure_started()  # warm: a child imports its modules while the worker starts
 
     async def run(
         self, function: Callable[..., T], /, *args: object, cpu_s: float, **kwargs: object
@@ -177,7 +196,9 @@ class RenderPool:
         kwargs: dict[str, object],
         cpu_s: float,
     ) -> Finished[T]:
-        process, connection = slot.ensure_started()
+        # In a thread: the first start of the fork server imports the codecs, seconds on a busy
+        # task, and the event loop has messages to keep hidden meanwhile.
+        process, connection = await asyncio.to_thread(slot.ensure_started)
         budget_s = cpu_s  # until the job lowers it (it says so: `sandbox.limit_cpu`)
         try:
             # In a thread: a pipe takes 64 KiB before it blocks, an original is megabytes, and
@@ -244,7 +265,8 @@ class RenderPool:
         pid = slot.process.pid if slot.process is not None else None
         log.error("render process %d (pid %s) gone (%s); replacing it", slot.index, pid, reason)
         slot.discard()
-        slot.ensure_started()
+        # Warm the replacement now, off the event loop, so the slot's next job finds it ready.
+        threading.Thread(target=slot.warm, name="render-replace", daemon=True).start()
         self.replaced += 1
         self._on_kill(reason)
 
@@ -252,7 +274,7 @@ class RenderPool:
         """Stop every render child. A render still running has been cancelled by the drain
         (nobody awaits it), and waiting for it could outlast the container's stop timeout."""
         for slot in self._slots:
-            slot.discard()
+            slot.close()
 
 
 async def _readable(connection: Connection, process: BaseProcess) -> None:

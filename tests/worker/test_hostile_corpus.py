@@ -98,6 +98,8 @@ def write_table(rows: list[Measured]) -> None:
         table.write("\n".join(lines) + "\n")
 
 
+# About 50 originals and as many good ones, one at a time: 80 s on an idle 2-core machine.
+@pytest.mark.timeout(600)
 async def test_hostile_corpus_each_input_gets_its_code_and_the_worker_keeps_serving(
     images: Images, start_worker: StartWorker, caplog: pytest.LogCaptureFixture
 ) -> None:

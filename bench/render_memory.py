@@ -7,7 +7,7 @@ is read from /proc. `over baseline` is that peak less the same process's peak on
 less the input's own bytes (which the worker holds while it renders): what the decode costs.
 Formats libvips streams or decodes at reduced scale stay near constant; formats that need the
 whole frame decoded cost bytes per pixel, the figure that turns into their pixel limits
-(worker/decode_memory.py holds the measured table).
+(bench/README.md holds the measured table; worker/costs.py the limits drawn from it).
 
 Inputs are generated (smooth colour fields with fine noise: photo-like, compressible enough
 that the input bytes do not dominate). HEIC and AVIF are encoded at a smaller size, since

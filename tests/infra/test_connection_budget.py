@@ -29,8 +29,8 @@ def values_for(tf: Module, environment: str | None) -> dict[str, Any]:
 
 def budget(tf: Module, values: dict[str, Any]) -> tuple[int, int]:
     """(connections at full scale + reserve, max_connections), as database_access.tf counts."""
-    api_per_task = 2 * values["api_db_pool_size"] + values["api_db_max_overflow"]
-    worker_per_task = values["worker_concurrency"] + 2
+    api_per_task = values["api_db_pool_size"] + values["api_db_max_overflow"] + 1
+    worker_per_task = values["worker_concurrency"] + 3
     at_max = values["api_max_count"] * api_per_task + values["worker_max_count"] * worker_per_task
     by_class = tf.locals["db_max_connections_by_class"]
     limit = values.get("db_max_connections") or by_class[values["db_instance_class"]]
@@ -40,9 +40,9 @@ def budget(tf: Module, values: dict[str, Any]) -> tuple[int, int]:
 def test_budget_locals_are_the_arithmetic_this_test_does(tf: Module) -> None:
     locals_ = tf.locals
     assert locals_["api_connections_per_task"] == (
-        "${2 * local.api_db_pool_size + local.api_db_max_overflow}"
+        "${local.api_db_pool_size + local.api_db_max_overflow + 1}"
     )
-    assert locals_["worker_db_pool_size"] == "${var.worker_concurrency + 2}"
+    assert locals_["worker_db_pool_size"] == "${var.worker_concurrency + 3}"
     assert locals_["worker_db_max_overflow"] == 0
     assert "var.api_max_count * local.api_connections_per_task" in locals_["db_connections_at_max"]
     assert (

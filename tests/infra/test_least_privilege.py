@@ -57,9 +57,10 @@ def client(service: str, emulator: Emulator, credentials: dict[str, str] | None 
 
 
 def role_credentials(
-    emulator: Emulator, stack: Stack, role: str, distribution_arn: str
+    emulator: Emulator, stack: Stack, role: str, distribution_arn: str | None = None
 ) -> dict[str, str]:
-    """An IAM user holding exactly the role's policies from the Terraform, CDN enabled."""
+    """An IAM user holding exactly the role's policies from the Terraform; with the CDN's
+    policies too when `distribution_arn` names it."""
     iam = client("iam", emulator)
     user = f"picforge-{role}"
     iam.create_user(UserName=user)

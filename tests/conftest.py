@@ -196,14 +196,14 @@ class RenderGate:
 def held_renders(monkeypatch: pytest.MonkeyPatch) -> RenderGate:
     """Renders wait, with their image `processing`, until the test releases them."""
     gate = RenderGate()
-    render = RenderPool.run
+    render = RenderPool.run_measured  # what the handlers call (and `run` too)
 
     async def held(pool: RenderPool, function: Any, /, *args: Any, **kwargs: Any) -> Any:
         gate.started.set()
         await gate.release.wait()
         return await render(pool, function, *args, **kwargs)
 
-    monkeypatch.setattr(RenderPool, "run", held)
+    monkeypatch.setattr(RenderPool, "run_measured", held)
     return gate
 
 

@@ -170,8 +170,10 @@ class Deployment:
             timeout=timeout_s,
         )
 
-    def restart_worker(self) -> None:
+    def restart_worker(self, **settings: str) -> None:
+        """A new worker process, with these `PICFORGE_*` settings changed."""
         self.worker.stop()
+        self.worker.env = self.worker.env | settings
         self.worker.start()
 
     async def statuses(self) -> dict[str, str]:

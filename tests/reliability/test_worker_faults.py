@@ -64,3 +64,33 @@ async def test_worker_database_connections_cut_mid_batch_loses_nothing(
         lost=0,
         stuck=0,
     )
+
+
+async def test_render_child_killed_by_its_memory_cap_fails_the_image_and_the_next_is_ready(
+    deployment: Deployment, figures: Figures
+) -> None:
+    # One 8192 px rendition of a 40 MP original needs more than a child capped at 400 MiB has:
+    # the cap, not quarantine's estimate, is what stops it.
+    deployment.restart_worker(
+        PICFORGE_RENDER_MEMORY_MB="400",
+        PICFORGE_PRESETS='[{"name": "huge", "width": 8192, "height": 8192, "quality": 90}]',
+    )
+    [over] = await upload_batch(deployment, sample_png(8000, 5000), count=1)
+    started = time.monotonic()
+    [after] = await upload_batch(deployment, sample_png(640, 480), count=1)
+
+    records = await settle(deployment)
+
+    assert records[over]["status"] == "failed"
+    assert records[over]["error"]["code"] == "memory_limit_exceeded"
+    assert records[after]["status"] == "ready"
+    assert deployment.worker.running()
+    assert "memory_limit_exceeded" in deployment.worker.log()
+    figures.add(
+        fault="a render child killed by its memory cap (400 MiB)",
+        behaviour="failed memory_limit_exceeded at the first overrun; child replaced",
+        recovery_s=time.monotonic() - started,
+        images=2,
+        lost=0,
+        stuck=0,
+    )

@@ -7,8 +7,9 @@ the libheif in the libvips wheels has no HEVC decoder, pillow-heif's does; its p
 to libvips, which does the rest alike.
 
 Every libvips step runs with fail-on-error: a truncated or corrupt original raises here, and
-`decoder_errors_rejected` makes it a `corrupt_image` verdict. Nothing here catches and goes on,
-so a picture is rendered whole or not at all.
+`decoder_errors_rejected` makes it a `corrupt_image` verdict, unless libvips ran out of memory,
+which says nothing about the image. Nothing here catches and goes on, so a picture is rendered
+whole or not at all.
 """
 
 from __future__ import annotations
@@ -25,6 +26,15 @@ import pyvips
 from worker.validation import ImageRejected, Probe, RejectionCode
 
 log = logging.getLogger(__name__)
+
+# How libvips and its codecs say an allocation failed (vips_tracked_malloc, vips_malloc, libwebp's
+# VP8_ENC_ERROR_OUT_OF_MEMORY, glib failing to map a thread's stack), anywhere in its error text.
+_OUT_OF_MEMORY_SIGNS: Final = (
+    "failed to allocate",
+    "out of memory",
+    "memory error",
+    "error creating thread",
+)
 
 # EXIF Orientation values that turn the picture a quarter: the upright size swaps its sides.
 _SWAPS_SIDES: Final = frozenset({5, 6, 7, 8})
@@ -55,11 +65,16 @@ WEBP_LOAD_MARGIN: Final = 2.0
 def decoder_errors_rejected() -> Iterator[None]:
     """The one boundary where codec errors become a verdict on the image: any libvips error
     (decode, colour transform, resize, encode) is `corrupt_image`. libvips evaluates lazily, so
-    a corrupt row may surface in any later step: wrap all of them."""
+    a corrupt row may surface in any later step: wrap all of them. A failed allocation is
+    `MemoryError`: under a render process's address-space cap, it is the memory budget running
+    out, and which step meets it first varies from run to run."""
     try:
         yield
     except pyvips.Error as exc:
-        detail = (exc.detail or exc.message).strip().splitlines()
+        text = exc.detail or exc.message
+        if any(sign in text.lower() for sign in _OUT_OF_MEMORY_SIGNS):
+            raise MemoryError(text.strip()) from exc
+        detail = text.strip().splitlines()
         raise ImageRejected(
             RejectionCode.CORRUPT_IMAGE,
             f"the image cannot be decoded: {detail[0] if detail else exc.message}",

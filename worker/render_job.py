@@ -9,15 +9,13 @@ that makes its decoder spin is killed after seconds, not after the ceiling.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Final
+
+import pyvips
 
 from worker import sandbox
 from worker.costs import RenderBudget
-from worker.renditions import ImageRejected, Limits, Preset, RenderResult, render
+from worker.renditions import Limits, Preset, RenderResult, render
 from worker.validation import open_checked, our_pixel_limits_only
-
-# How libvips (vips_tracked_malloc, vips_malloc) says an allocation failed.
-_OUT_OF_MEMORY_SIGNS: Final = ("failed to allocate", "out of memory")
 
 
 def render_within_budget(
@@ -28,19 +26,21 @@ def render_within_budget(
     budget: RenderBudget,
     declared_content_type: str | None,
 ) -> RenderResult:
+    _start_libvips_threads()
     with our_pixel_limits_only():
         image, probe = open_checked(
             data, declared_content_type=declared_content_type, limits=limits
         )
         image.close()
     sandbox.limit_cpu(budget.cpu_s(probe.width * probe.height))
-    try:
-        return render(
-            data, presets=presets, limits=limits, declared_content_type=declared_content_type
-        )
-    except ImageRejected as rejected:
-        # libvips reports a failed allocation as an error like any other, which the engine
-        # calls corrupt; under the address-space cap it is the memory budget running out.
-        if any(sign in rejected.message for sign in _OUT_OF_MEMORY_SIGNS):
-            raise MemoryError(rejected.message) from rejected
-        raise
+    return render(data, presets=presets, limits=limits, declared_content_type=declared_content_type)
+
+
+def _start_libvips_threads() -> None:
+    """Have libvips's threads running before the job nears its memory cap.
+
+    libvips starts its threads when a write first needs them and stops them after some seconds
+    idle. Starting one at the cap fails for want of room for its stack, and its disc sink
+    crashes on that failure (SIGSEGV, which would read as a corrupt image). A 1x1 write, about
+    a millisecond, starts them while there is room; the render then reuses them."""
+    pyvips.Image.black(1, 1).pngsave_buffer()

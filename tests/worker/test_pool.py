@@ -9,8 +9,10 @@ import signal
 import time
 
 import pytest
+import pyvips
 
 from worker import sandbox
+from worker.decoding import decoder_errors_rejected
 from worker.pool import RenderLimitExceeded, RenderPool, RenderProcessDied
 
 MiB = 1024 * 1024
@@ -33,6 +35,11 @@ def spin_within(budget_s: float, seconds: float) -> int:
 def allocate(megabytes: int) -> int:
     block = bytearray(megabytes * MiB)
     return len(block)
+
+
+def allocate_in_libvips(side: int) -> None:
+    with decoder_errors_rejected():
+        pyvips.Image.black(side, side, bands=3).copy_memory()
 
 
 def die(signum: int) -> None:
@@ -97,6 +104,20 @@ async def test_render_pool_fails_a_job_over_its_memory_cap() -> None:
         assert overrun.value.code == "memory_limit_exceeded"
         assert kills == ["memory"]
         assert await pool.run(allocate, 64, cpu_s=10) == 64 * MiB
+    finally:
+        pool.close()
+
+
+async def test_render_pool_calls_libvips_failing_an_allocation_a_memory_overrun() -> None:
+    # libvips reports a failed allocation as an error, as it does a corrupt row: under the cap
+    # it is the budget running out, never a verdict on the image.
+    pool = RenderPool(1, memory_bytes=512 * MiB)
+    try:
+        with pytest.raises(RenderLimitExceeded) as overrun:
+            await pool.run(allocate_in_libvips, 20_000, cpu_s=10)  # 1.2 GB of pixels
+
+        assert overrun.value.code == "memory_limit_exceeded"
+        assert await pool.run(allocate_in_libvips, 1_000, cpu_s=10) is None
     finally:
         pool.close()
 

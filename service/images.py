@@ -18,9 +18,9 @@ import uuid
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from functools import partial
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Final, Literal
 
-from sqlalchemy import delete, func, insert, literal, or_, select, tuple_, update
+from sqlalchemy import bindparam, delete, func, insert, or_, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as upsert
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -37,7 +37,13 @@ from service.errors import (
     UnsupportedContentType,
 )
 from service.jobs import reprocess_message
-from service.keys import UNKNOWN_KEY, ParsedKey, active_key_owner, require_owner
+from service.keys import (
+    ACTIVE_KEY_OWNER,
+    UNKNOWN_KEY,
+    ParsedKey,
+    key_parameters,
+    require_owner,
+)
 from service.models import IdempotentCreate, Image, ImageStatus
 from service.pagination import Position, decode_cursor, encode_cursor
 from service.storage import (
@@ -186,33 +192,36 @@ def replayed_ticket_lifetime_s(image: Image, tickets: UploadTickets) -> int:
     return max(1, min(tickets.expires_s, int(remaining)))
 
 
+# A plain create's INSERT, whose row comes from the key's own query (`keys.ACTIVE_KEY_OWNER`),
+# so an unknown or revoked key inserts nothing. Built once; `insert_image` binds each request's
+# values.
+_INSERTED_COLUMNS: Final = ("id", "status", "filename", "content_type", "size_bytes")
+_ACTIVE_OWNER: Final = ACTIVE_KEY_OWNER.subquery()
+INSERT_FROM_KEY: Final = (
+    insert(Image)
+    .from_select(
+        ["owner", *_INSERTED_COLUMNS],
+        select(
+            _ACTIVE_OWNER.c.owner,
+            *(bindparam(name, type_=Image.__table__.c[name].type) for name in _INSERTED_COLUMNS),
+        ),
+    )
+    .returning(Image.owner, Image.created_at, Image.updated_at)
+)
+
+
 async def insert_image(statements: AsyncEngine, *, key: ParsedKey, upload: Upload) -> Image:
-    """A plain create: one INSERT, in autocommit, whose row comes from the key's own query
-    (`keys.active_key_owner`), so an unknown or revoked key inserts nothing. One round trip."""
+    """A plain create: one INSERT (`INSERT_FROM_KEY`), in autocommit. One round trip."""
     image = new_image(owner="", upload=upload)
-    owner = active_key_owner(key).subquery()
-    row = select(
-        literal(image.id, Image.id.type),
-        owner.c.owner,
-        literal(image.status, Image.status.type),
-        literal(image.filename, Image.filename.type),
-        literal(image.content_type, Image.content_type.type),
-        literal(image.size_bytes, Image.size_bytes.type),
-    )
-    statement = (
-        insert(Image)
-        .from_select(INSERTED_COLUMNS, row)
-        .returning(Image.owner, Image.created_at, Image.updated_at)
-    )
+    values = {name: getattr(image, name) for name in _INSERTED_COLUMNS}
     async with statements.connect() as connection:
-        inserted = (await connection.execute(statement)).one_or_none()
+        inserted = (
+            await connection.execute(INSERT_FROM_KEY, {**values, **key_parameters(key)})
+        ).one_or_none()
     if inserted is None:
         raise Unauthorized(UNKNOWN_KEY)
     image.owner, image.created_at, image.updated_at = inserted
     return image
-
-
-INSERTED_COLUMNS = ["id", "owner", "status", "filename", "content_type", "size_bytes"]
 
 
 async def create_image_idempotently(

@@ -18,7 +18,7 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 import pillow_heif
 import pyvips
@@ -35,6 +35,14 @@ _OUT_OF_MEMORY_SIGNS: Final = (
     "memory error",
     "error creating thread",
 )
+
+# Original.colour_profile: the embedded ICC profile, or libvips's built-in Display P3 profile.
+EMBEDDED: Final = "embedded"
+DISPLAY_P3: Final = "p3"
+# nclx code points (ITU-T H.273): colour primaries 12 are P3 with D65 white (Display P3); the
+# SDR transfers are BT.709's (1, 6, 14, 15) and sRGB's (13), which Display P3 uses.
+_NCLX_PRIMARIES_P3_D65: Final = 12
+_NCLX_SDR_TRANSFERS: Final = frozenset({1, 6, 13, 14, 15})
 
 # EXIF Orientation values that turn the picture a quarter: the upright size swaps its sides.
 _SWAPS_SIDES: Final = frozenset({5, 6, 7, 8})
@@ -90,9 +98,10 @@ class Original:
     height: int
     data: bytes  # the original's bytes, for libvips's loaders
     pixels: pyvips.Image | None = None  # set for HEIC: decoded already by pillow-heif
-    # An embedded ICC profile that does change colours (not sRGB in effect) and that lcms can
-    # use; CMYK originals are not flagged: thumbnail converts those itself.
-    converts_colour: bool = False
+    # Where its colours are converted to sRGB from, if they need it: EMBEDDED (an ICC profile
+    # that does change colours, and that lcms can use), DISPLAY_P3 (no profile, but nclx colour
+    # information saying Display P3), or None. CMYK is None: thumbnail converts those itself.
+    colour_profile: str | None = None
 
 
 def open_original(data: bytes, probe: Probe) -> Original:
@@ -114,9 +123,18 @@ def open_original(data: bytes, probe: Probe) -> Original:
             f"{header.width}x{header.height} to another",
         )
     width, height = _upright_size(header)
-    converts = header.interpretation != "cmyk" and _profile_changes_colours(header)
+    if header.interpretation == "cmyk":
+        colour_profile = None
+    elif probe.format == "AVIF" and not header.get_typeof("icc-profile-data"):
+        colour_profile = _nclx_colour_profile(_heif_info(data))
+    else:
+        colour_profile = EMBEDDED if _profile_changes_colours(header) else None
     return Original(
-        format=probe.format, width=width, height=height, data=data, converts_colour=converts
+        format=probe.format,
+        width=width,
+        height=height,
+        data=data,
+        colour_profile=colour_profile,
     )
 
 
@@ -143,8 +161,10 @@ def decode_at(original: Original, size: tuple[int, int]) -> pyvips.Image:
         scaled = _load(original, width).thumbnail_image(
             width, height=height, size="force", fail_on="error"
         )
-    if original.converts_colour:
+    if original.colour_profile == EMBEDDED:
         scaled = scaled.icc_transform("srgb", embedded=True)
+    elif original.colour_profile is not None:
+        scaled = scaled.icc_transform("srgb", input_profile=original.colour_profile)
     return _opaque_alpha_dropped(_as_srgb8(scaled).copy_memory())
 
 
@@ -229,6 +249,7 @@ def _decode_heic(data: bytes) -> Original:
             picture = picture.convert("RGBA" if picture.has_transparency_data else "RGB")
             mode, (width, height), pixels = picture.mode, picture.size, picture.tobytes()
         icc_profile = heif.info.get("icc_profile")
+        nclx_profile = _nclx_colour_profile(heif.info)
     except _PILLOW_ERRORS as exc:
         raise ImageRejected(
             RejectionCode.CORRUPT_IMAGE, f"the image cannot be decoded: {exc}"
@@ -237,12 +258,40 @@ def _decode_heic(data: bytes) -> Original:
     vips_image = vips_image.copy(interpretation="srgb")
     if icc_profile:
         vips_image.set_type(pyvips.GValue.blob_type, "icc-profile-data", icc_profile)
-    converts = bool(icc_profile) and _profile_changes_colours(vips_image)
+    if icc_profile:
+        colour_profile = EMBEDDED if _profile_changes_colours(vips_image) else None
+    else:
+        colour_profile = nclx_profile
     return Original(
         format="HEIF",
         width=width,
         height=height,
         data=data,
         pixels=vips_image,
-        converts_colour=converts,
+        colour_profile=colour_profile,
     )
+
+
+def _heif_info(data: bytes) -> dict[str, Any]:
+    """The container's description of its primary image (libheif, through pillow-heif: it
+    reads nclx, which libvips does not pass on); nothing is decoded."""
+    try:
+        info: dict[str, Any] = pillow_heif.open_heif(data).info
+    except _PILLOW_ERRORS as exc:
+        raise ImageRejected(
+            RejectionCode.CORRUPT_IMAGE, f"the image's HEIF container cannot be read: {exc}"
+        ) from exc
+    return info
+
+
+def _nclx_colour_profile(info: dict[str, Any]) -> str | None:
+    """DISPLAY_P3 when a HEIF or AVIF without an ICC profile says, in its nclx colour
+    information (ITU-T H.273 code points), that its colours are Display P3: what iPhones and
+    many AVIF encoders write. Any other nclx is taken as sRGB, as before: BT.709 primaries are
+    sRGB's, and wide-gamut HDR (BT.2020 with PQ or HLG) would need tone mapping, not a profile."""
+    nclx = info.get("nclx_profile") or {}
+    display_p3 = (
+        nclx.get("color_primaries") == _NCLX_PRIMARIES_P3_D65
+        and nclx.get("transfer_characteristics") in _NCLX_SDR_TRANSFERS
+    )
+    return DISPLAY_P3 if display_p3 else None

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from pathlib import Path
 
+import pillow_heif
 import pytest
 from PIL import Image, ImageCms, ImageOps
 
@@ -223,3 +225,71 @@ def test_render_drops_an_alpha_channel_that_is_fully_opaque() -> None:
     data = encode(Image.new("RGBA", (30, 30), (10, 20, 30, 255)), "PNG")
     with decode(render(data).renditions[0].data) as rendition:
         assert rendition.mode == "RGB"
+
+
+# nclx colour primaries (ITU-T H.273): 1 is BT.709 (sRGB's), 12 Display P3.
+BT709, DISPLAY_P3 = 1, 12
+P3_COLOUR = (200, 100, 50)
+
+
+def srgb_from_display_p3(colour: tuple[int, int, int]) -> tuple[int, ...]:
+    """The reference conversion, from the two colour spaces' definitions: both use the sRGB
+    transfer curve, and the linear-light matrix from P3-D65 primaries to BT.709 ones."""
+
+    def linear(value: int) -> float:
+        v = value / 255
+        return v / 12.92 if v <= 0.04045 else ((v + 0.055) / 1.055) ** 2.4
+
+    def encoded(v: float) -> int:
+        v = min(1.0, max(0.0, v))
+        return round(255 * (12.92 * v if v <= 0.0031308 else 1.055 * v ** (1 / 2.4) - 0.055))
+
+    matrix = ((1.2249, -0.2247, 0.0), (-0.0420, 1.0419, 0.0), (-0.0197, -0.0786, 1.0979))
+    p3 = [linear(value) for value in colour]
+    return tuple(encoded(sum(m * c for m, c in zip(row, p3, strict=True))) for row in matrix)
+
+
+def heic_with_nclx(colour: tuple[int, int, int], primaries: int) -> bytes:
+    """A HEIC with nclx colour information and no ICC profile, as iPhones may write."""
+    heif = pillow_heif.from_pillow(Image.new("RGB", (64, 64), colour))
+    nclx = {
+        "color_primaries": primaries,
+        "transfer_characteristics": 13,
+        "matrix_coefficients": 6,
+        "full_range_flag": 1,
+    }
+    buffer = io.BytesIO()
+    heif.save(buffer, format="HEIF", quality=-1, nclx_profile=nclx)  # -1: lossless
+    return buffer.getvalue()
+
+
+def avif_with_nclx(colour: tuple[int, int, int], primaries: int) -> bytes:
+    """An AVIF whose nclx says `primaries`. libavif (through Pillow) writes BT.709 ones; the
+    box's primaries field, right after `colr` and `nclx`, is rewritten."""
+    data = bytearray(encode(Image.new("RGB", (64, 64), colour), "AVIF", quality=100))
+    box = data.index(b"colrnclx") + len(b"colrnclx")
+    data[box : box + 2] = primaries.to_bytes(2, "big")
+    return bytes(data)
+
+
+@pytest.mark.parametrize(
+    ("make", "content_type"), [(heic_with_nclx, "image/heic"), (avif_with_nclx, "image/avif")]
+)
+def test_render_converts_nclx_display_p3_to_srgb(
+    make: Callable[[tuple[int, int, int], int], bytes], content_type: str
+) -> None:
+    preset = [Preset("out", 32, 32, format="webp", quality=100)]
+    for primaries, expected in [
+        (DISPLAY_P3, srgb_from_display_p3(P3_COLOUR)),
+        (BT709, P3_COLOUR),  # sRGB's primaries: nothing to convert
+    ]:
+        data = make(P3_COLOUR, primaries)
+        result = render(data, presets=preset, declared_content_type=content_type)
+        with decode(result.renditions[0].data) as rendition:
+            centre = rendition.getpixel((16, 16))
+            assert isinstance(centre, tuple)
+            assert max(abs(a - b) for a, b in zip(centre, expected, strict=True)) <= 4, (
+                primaries,
+                centre,
+                expected,
+            )

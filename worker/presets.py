@@ -18,7 +18,7 @@ Fit = Literal["inside", "cover"]
 Crop = Literal["centre", "attention", "entropy"]
 
 # Bump when the render pipeline changes its output bytes (a resize kernel, an encoder setting).
-ENGINE_REVISION: Final = 1
+ENGINE_REVISION: Final = 2  # 2: nclx Display P3 converted to sRGB
 # What makes a rendition's bytes besides its preset: our pipeline, libvips (and the codecs
 # its wheel bundles) and, for HEIC, pillow-heif's libheif. Part of every preset's version.
 ENGINE: Final = (

@@ -34,7 +34,7 @@ output "migrate_task_definition_arn" {
 }
 
 output "private_subnet_ids" {
-  description = "Private subnets the tasks (and a migration run) use."
+  description = "Private subnets the worker (and a migrate or keys run) use; the API tasks have subnets of their own."
   value       = aws_subnet.private[*].id
 }
 

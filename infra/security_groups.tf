@@ -1,5 +1,6 @@
 # Security groups: the only allowed paths are internet -> ALB (80, 443), ALB -> api (8000),
-# tasks -> RDS (5432), tasks -> interface endpoints (443) and tasks -> S3 (443, prefix list).
+# tasks -> RDS (5432), tasks -> interface endpoints (443), tasks -> S3 (443, prefix list) and,
+# with the CDN only, api -> the internet on 443 for CloudFront's API (network.tf).
 
 resource "aws_security_group" "alb" {
   name        = "${local.name}-alb"
@@ -107,6 +108,21 @@ resource "aws_vpc_security_group_egress_rule" "task_to_s3" {
   security_group_id = each.value
   description       = "${each.key} to S3 through the gateway endpoint"
   prefix_list_id    = aws_vpc_endpoint.s3.prefix_list_id
+  ip_protocol       = "tcp"
+  from_port         = 443
+  to_port           = 443
+}
+
+# NOTE: CloudFront's API (cloudfront.amazonaws.com) is global, has no VPC endpoint and no
+# prefix list (com.amazonaws.global.cloudfront.origin-facing is the edges' side, not the API),
+# so HTTPS to anywhere is the narrowest rule that reaches it; the route to the NAT gateway is
+# in the API's subnets only, and the worker's group has no such rule.
+resource "aws_vpc_security_group_egress_rule" "api_to_cloudfront" {
+  count = var.enable_cdn ? 1 : 0
+
+  security_group_id = aws_security_group.api.id
+  description       = "api to the CloudFront API (invalidations on DELETE) through the NAT gateway"
+  cidr_ipv4         = "0.0.0.0/0"
   ip_protocol       = "tcp"
   from_port         = 443
   to_port           = 443

@@ -86,6 +86,12 @@ variable "enable_cdn" {
   default     = true
 }
 
+variable "nat_gateway_per_az" {
+  type        = bool
+  description = "With enable_cdn: a NAT gateway in every AZ (DELETE's CloudFront invalidations survive the loss of a zone) instead of one (cheaper; while its zone is down, DELETE fails and keeps the image). No effect without the CDN, which needs no NAT."
+  default     = false
+}
+
 variable "alarm_email" {
   type        = string
   description = "Email address subscribed to the alarm topic; null for none (subscribe something else to the topic)."

@@ -236,11 +236,13 @@ def test_queue_accepts_messages_only_from_the_uploads_bucket_of_this_account(tf:
     assert conditions[("StringEquals", "aws:SourceAccount")] == ["${local.account_id}"]
 
 
-@pytest.mark.parametrize("service", ["api", "worker"])
-def test_services_run_in_private_subnets_without_public_ips(tf: Module, service: str) -> None:
+@pytest.mark.parametrize(("service", "subnets"), [("api", "api"), ("worker", "private")])
+def test_services_run_in_private_subnets_without_public_ips(
+    tf: Module, service: str, subnets: str
+) -> None:
     resource = tf.resource("aws_ecs_service", service)
     (network,) = resource["network_configuration"]
-    assert network["subnets"] == "${aws_subnet.private[*].id}"
+    assert network["subnets"] == f"${{aws_subnet.{subnets}[*].id}}"
     assert network["assign_public_ip"] is False
     assert network["security_groups"] == [f"${{aws_security_group.{service}.id}}"]
     assert resource["launch_type"] == "FARGATE"
@@ -252,7 +254,7 @@ def test_alb_is_internet_facing_in_the_public_subnets(tf: Module) -> None:
     alb = tf.resource("aws_lb", "this")
     assert alb["internal"] is False
     assert alb["subnets"] == "${aws_subnet.public[*].id}"
-    for subnet in ("public", "private"):
+    for subnet in ("public", "private", "api"):
         assert tf.resource("aws_subnet", subnet).get("map_public_ip_on_launch", False) is False
 
 

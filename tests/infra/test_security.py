@@ -315,13 +315,6 @@ def test_database_accepts_only_the_tasks_on_5432(tf: Module) -> None:
     assert set(tf.locals["task_security_groups"]) == {"api", "worker"}
 
 
-def test_private_subnets_have_no_route_to_the_internet(tf: Module) -> None:
-    routes = tf.resources["aws_route"].values()
-    assert all(r["route_table_id"] == "${aws_route_table.public.id}" for r in routes)
-    assert "aws_nat_gateway" not in tf.resources
-    assert "route" not in tf.resource("aws_route_table", "private")
-
-
 def test_vpc_endpoints_cover_every_aws_api_the_tasks_call(tf: Module) -> None:
     assert tf.resource("aws_vpc_endpoint", "s3")["vpc_endpoint_type"] == "Gateway"
     interface = tf.resource("aws_vpc_endpoint", "interface")

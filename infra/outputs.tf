@@ -102,6 +102,11 @@ output "db_endpoint" {
   value       = aws_db_instance.this.endpoint
 }
 
+output "db_proxy_endpoint" {
+  description = "RDS Proxy endpoint the api and worker connect to, or null when they connect to the instance (database_proxy)."
+  value       = local.db_proxy_enabled ? aws_db_proxy.this[0].endpoint : null
+}
+
 output "db_secret_arn" {
   description = "Secrets Manager secret (managed by RDS) holding the master user's name and password: for the migrate and keys tasks only."
   value       = local.db_secret_arn

@@ -200,6 +200,17 @@ variable "db_max_connections" {
   default     = null
 }
 
+variable "database_proxy" {
+  type        = string
+  description = "RDS Proxy in front of the database for the api and worker: \"auto\" puts it there only when their connections at autoscaling maximums would not fit the instance's max_connections (with the reserve), \"always\" or \"never\" decide regardless (\"never\" then refuses a budget that does not fit)."
+  default     = "auto"
+
+  validation {
+    condition     = contains(["auto", "always", "never"], var.database_proxy)
+    error_message = "database_proxy must be \"auto\", \"always\" or \"never\"."
+  }
+}
+
 variable "api_db_pool_size" {
   type        = number
   description = "Database connections one API task keeps open (PICFORGE_DB_POOL_SIZE); counted in the connection budget."

@@ -34,6 +34,8 @@ SETTINGS: dict[str, type[BaseSettings]] = {
 }
 OWNER_TASKS = ("migrate", "keys")
 RDS_CA_BUNDLE = "/etc/ssl/certs/rds-global-bundle.pem"
+SYSTEM_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
+APP_CA_BUNDLE = "${local.db_proxy_enabled ? local.public_ca_bundle : local.rds_ca_bundle}"
 
 
 def variable(field_name: str) -> str:
@@ -163,12 +165,30 @@ def test_containers_verify_the_database_certificate_and_never_name_an_emulator(
 ) -> None:
     dockerfile = (INFRA_DIR.parent / "Dockerfile").read_text()
     assert f"global-bundle.pem {RDS_CA_BUNDLE}" in dockerfile
+    # RDS Proxy's ACM certificate chains to Amazon's public roots, in the system bundle.
+    assert f"test -s {SYSTEM_CA_BUNDLE}" in dockerfile
     for process in COMMANDS:
         environment = _environment(tf, process)
         assert environment["PICFORGE_DB_SSLMODE"] == "verify-full"
-        assert environment["PICFORGE_DB_SSLROOTCERT"] == RDS_CA_BUNDLE
+        expected = RDS_CA_BUNDLE if process in OWNER_TASKS else APP_CA_BUNDLE
+        assert environment["PICFORGE_DB_SSLROOTCERT"] == expected, process
         assert "PICFORGE_AWS_ENDPOINT_URL" not in environment
         assert "PICFORGE_DATABASE_URL" not in environment, "use the parts"
+    assert tf.locals["public_ca_bundle"] == SYSTEM_CA_BUNDLE
+
+
+@pytest.mark.parametrize("process", sorted(COMMANDS))
+def test_containers_connect_to_the_proxy_only_as_the_app_role(tf: Module, process: str) -> None:
+    """The app role's tasks log in wherever local.app_db_host says (the proxy when there is
+    one); the master user's tasks always to the instance itself."""
+    environment = _environment(tf, process)
+    if process in OWNER_TASKS:
+        assert environment["PICFORGE_DB_HOST"] == "${aws_db_instance.this.address}"
+    else:
+        assert environment["PICFORGE_DB_HOST"] == (
+            "${local.db_proxy_enabled ? aws_db_proxy.this[0].endpoint : "
+            "aws_db_instance.this.address}"
+        )
 
 
 def test_api_public_base_url_is_the_cdn_when_enabled(tf: Module) -> None:

@@ -36,8 +36,9 @@ resource "aws_db_proxy" "this" {
   role_arn               = aws_iam_role.db_proxy[0].arn
   vpc_subnet_ids         = aws_subnet.private[*].id
   vpc_security_group_ids = [aws_security_group.db_proxy[0].id]
-  # NOTE: the pools keep their connections open; a client connection idle this long is closed.
-  idle_client_timeout = 1800
+  # NOTE: the pools keep their connections open for as long as the task runs; the proxy closes
+  # one idle this long, AWS's maximum (8 h), so a quiet night does not cost the morning a 503.
+  idle_client_timeout = 28800
   # NOTE: debug logging writes statements (image rows, metadata) into the logs.
   debug_logging = false
 }

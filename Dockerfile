@@ -22,7 +22,9 @@ RUN uv sync --frozen --no-dev --no-editable
 FROM python:${PYTHON_VERSION}-slim-bookworm AS runtime
 # RDS's CA bundle, for PICFORGE_DB_SSLMODE=verify-full (PICFORGE_DB_SSLROOTCERT, infra/containers.tf).
 ADD --chmod=644 https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem /etc/ssl/certs/rds-global-bundle.pem
-RUN groupadd --system --gid 10001 picforge \
+# The system bundle (ca-certificates) holds the Amazon roots RDS Proxy's certificate chains to.
+RUN test -s /etc/ssl/certs/ca-certificates.crt \
+    && groupadd --system --gid 10001 picforge \
     && useradd --system --uid 10001 --gid picforge --no-create-home picforge
 COPY --from=build /app/.venv /app/.venv
 ENV PATH=/app/.venv/bin:$PATH \

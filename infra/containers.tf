@@ -12,22 +12,33 @@ locals {
     PICFORGE_AWS_REGION        = var.aws_region
     PICFORGE_UPLOADS_BUCKET    = aws_s3_bucket.uploads.id
     PICFORGE_RENDITIONS_BUCKET = aws_s3_bucket.renditions.id
-    PICFORGE_DB_HOST           = aws_db_instance.this.address
     PICFORGE_DB_PORT           = tostring(local.db_port)
     PICFORGE_DB_NAME           = local.db_name
-    # NOTE: rds.force_ssl refuses plain connections; verify-full also checks the certificate
-    # against RDS's CA bundle (baked into the image by the Dockerfile) and the host name.
-    PICFORGE_DB_SSLMODE     = "verify-full"
+    # NOTE: rds.force_ssl (and the proxy's require_tls) refuse plain connections; verify-full
+    # also checks the certificate against the CA bundle below and the host name.
+    PICFORGE_DB_SSLMODE = "verify-full"
+  }
+
+  # NOTE: RDS's CA bundle, baked into the image by the Dockerfile, signs the instance's
+  # certificate. RDS Proxy presents an ACM certificate instead, which chains to Amazon's public
+  # roots (Amazon Root CA 1-4): those are in the image's system bundle (Debian ca-certificates).
+  rds_ca_bundle    = "/etc/ssl/certs/rds-global-bundle.pem"
+  public_ca_bundle = "/etc/ssl/certs/ca-certificates.crt"
+
+  # NOTE: the master user's tasks (migrate, keys) always log in to the instance itself.
+  owner_database_environment = {
+    PICFORGE_DB_HOST        = aws_db_instance.this.address
     PICFORGE_DB_SSLROOTCERT = local.rds_ca_bundle
   }
 
-  rds_ca_bundle = "/etc/ssl/certs/rds-global-bundle.pem"
-
   # NOTE: the long-running tasks log in as the app role with IAM tokens (database_access.tf),
-  # so no password reaches them and a rotation has nothing to break.
+  # so no password reaches them and a rotation has nothing to break; through RDS Proxy when
+  # there is one (database_proxy.tf), else to the instance.
   app_database_environment = {
-    PICFORGE_DB_AUTH = "iam"
-    PICFORGE_DB_USER = local.app_db_user
+    PICFORGE_DB_AUTH        = "iam"
+    PICFORGE_DB_USER        = local.app_db_user
+    PICFORGE_DB_HOST        = local.app_db_host
+    PICFORGE_DB_SSLROOTCERT = local.db_proxy_enabled ? local.public_ca_bundle : local.rds_ca_bundle
   }
 
   # NOTE: the worker reads the ticket lifetime too: an image still awaiting its upload that
@@ -137,7 +148,7 @@ locals {
     image                  = local.image
     essential              = true
     command                = ["picforge", "migrate"]
-    environment            = [for name, value in local.shared_environment : { name = name, value = value } if value != null]
+    environment            = [for name, value in merge(local.shared_environment, local.owner_database_environment) : { name = name, value = value } if value != null]
     secrets                = local.db_secrets
     readonlyRootFilesystem = true
     mountPoints            = local.tmp_mount
@@ -159,7 +170,7 @@ locals {
     image                  = local.image
     essential              = true
     command                = ["picforge", "keys", "list"]
-    environment            = [for name, value in local.shared_environment : { name = name, value = value } if value != null]
+    environment            = [for name, value in merge(local.shared_environment, local.owner_database_environment) : { name = name, value = value } if value != null]
     secrets                = local.db_secrets
     readonlyRootFilesystem = true
     mountPoints            = local.tmp_mount

@@ -4,6 +4,7 @@
 # - api and worker log in as `picforge_app` (created and granted by migration 0005: rows only,
 #   no DDL, no key minting) with IAM authentication: a fresh 15-minute token per connection,
 #   signed with the task role (service/database_login.py). Nothing to rotate, nothing injected.
+#   With RDS Proxy (database_proxy.tf) they log in the same way, to the proxy instead.
 # - migrate and keys are one-off tasks that log in as the master user (the schema's owner) with
 #   the RDS-managed secret, injected by ECS at start: a rotation cannot catch a task mid-run
 #   for long, and a rerun gets the new password.
@@ -12,6 +13,11 @@ locals {
   app_db_user = "picforge_app"
   # NOTE: IAM auth grants connect per DB user on the instance's resource id, not its name.
   app_db_user_arn = "arn:${local.partition}:rds-db:${var.aws_region}:${local.account_id}:dbuser:${aws_db_instance.this.resource_id}/${local.app_db_user}"
+  # NOTE: what the api and worker log in to, and so what their tokens must be good for: the
+  # proxy (by its resource id) when there is one, else the instance. Never both.
+  app_db_login_resource_id = local.db_proxy_enabled ? local.db_proxy_resource_id : aws_db_instance.this.resource_id
+  app_db_login_arn         = "arn:${local.partition}:rds-db:${var.aws_region}:${local.account_id}:dbuser:${local.app_db_login_resource_id}/${local.app_db_user}"
+  app_db_host              = local.db_proxy_enabled ? aws_db_proxy.this[0].endpoint : aws_db_instance.this.address
 
   # NOTE: keys made by the keys task live under this prefix (service/key_secrets.py): the only
   # secrets the task may create, and the only ones the endpoint lets through besides the DB's.
@@ -60,7 +66,7 @@ data "aws_iam_policy_document" "app_database_login" {
   statement {
     sid       = "ConnectAsTheAppRole"
     actions   = ["rds-db:connect"]
-    resources = [local.app_db_user_arn]
+    resources = [local.app_db_login_arn]
   }
 }
 

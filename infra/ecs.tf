@@ -1,5 +1,5 @@
 # One image, two long-running services (api behind the ALB, worker on the queue) and a one-off
-# migration task definition, all on Fargate in the private subnets.
+# migration task definition, all on Fargate in private subnets (the API in its own: network.tf).
 
 resource "aws_ecs_cluster" "this" {
   name = local.name
@@ -123,8 +123,10 @@ resource "aws_ecs_service" "api" {
     rollback = true
   }
 
+  # NOTE: the API's own subnets: with the CDN, their route to the NAT gateway carries DELETE's
+  # CloudFront invalidations (network.tf).
   network_configuration {
-    subnets          = aws_subnet.private[*].id
+    subnets          = aws_subnet.api[*].id
     security_groups  = [aws_security_group.api.id]
     assign_public_ip = false
   }

@@ -1,4 +1,5 @@
-# VPC endpoints: how tasks without a NAT gateway reach AWS.
+# VPC endpoints: how the tasks reach AWS without leaving the VPC (the API's CloudFront calls,
+# which no endpoint serves, are the one exception: network.tf).
 #
 # NOTE: every endpoint carries a policy naming exactly what this deployment's tasks use through
 # it, for principals of this account only: a task whose credentials leak, or code that goes
@@ -49,7 +50,7 @@ resource "aws_vpc_endpoint" "s3" {
   vpc_id            = aws_vpc.this.id
   service_name      = "com.amazonaws.${var.aws_region}.s3"
   vpc_endpoint_type = "Gateway"
-  route_table_ids   = [aws_route_table.private.id]
+  route_table_ids   = concat([aws_route_table.private.id], aws_route_table.api[*].id)
   policy            = data.aws_iam_policy_document.s3_endpoint.json
 
   tags = { Name = "${local.name}-s3" }

@@ -1,5 +1,5 @@
 # picforge on AWS: one root module for one product. Each concern has its own file:
-#   network.tf endpoints.tf security_groups.tf  VPC without NAT; AWS APIs via endpoints
+#   network.tf endpoints.tf security_groups.tf  VPC; AWS APIs via endpoints, NAT for CloudFront
 #   alb.tf                                      internet-facing ALB (HTTPS) -> api tasks
 #   ecr.tf ecs.tf autoscaling.tf iam.tf         one image, api + worker services, migration task
 #   rds.tf s3.tf sqs.tf cloudfront.tf           data, storage, S3 -> SQS events, CDN

@@ -34,7 +34,7 @@ output "migrate_task_definition_arn" {
 }
 
 output "private_subnet_ids" {
-  description = "Private subnets the tasks (and a migration run) use."
+  description = "Private subnets the worker (and a migrate or keys run) use; the API tasks have subnets of their own."
   value       = aws_subnet.private[*].id
 }
 
@@ -100,6 +100,11 @@ output "dead_letter_queue_url" {
 output "db_endpoint" {
   description = "PostgreSQL endpoint (host:port), reachable only from the task security groups."
   value       = aws_db_instance.this.endpoint
+}
+
+output "db_proxy_endpoint" {
+  description = "RDS Proxy endpoint the api and worker connect to, or null when they connect to the instance (database_proxy)."
+  value       = local.db_proxy_enabled ? aws_db_proxy.this[0].endpoint : null
 }
 
 output "db_secret_arn" {

@@ -84,14 +84,16 @@ resource "aws_db_instance" "this" {
   lifecycle {
     # NOTE: "intermittent connection errors under load" must not be the first incident: every
     # api and worker task at its autoscaling maximum, each pool full with its overflow, must
-    # fit under max_connections with room to spare (database_access.tf).
+    # fit under max_connections with room to spare (database_access.tf), or go through RDS Proxy.
     precondition {
       condition     = local.db_max_connections > 0
       error_message = "Unknown db_instance_class for the connection budget: add it to local.db_max_connections_by_class or set db_max_connections."
     }
+    # NOTE: with RDS Proxy in front (database_proxy.tf) the proxy bounds what reaches the
+    # instance, so only a deployment without one must fit.
     precondition {
-      condition     = local.db_connections_at_max + local.db_reserved_connections <= local.db_max_connections
-      error_message = "At their autoscaling maximums the api and worker tasks could open more connections than the database allows (plus reserve): lower api_max_count, worker_max_count or the pool sizes, pick a larger db_instance_class, or put RDS Proxy in front."
+      condition     = local.db_budget_fits || local.db_proxy_enabled
+      error_message = "At their autoscaling maximums the api and worker tasks could open more connections than the database allows (plus reserve), and database_proxy is \"never\": lower api_max_count, worker_max_count or the pool sizes, pick a larger db_instance_class, or set database_proxy to \"auto\" or \"always\" (RDS Proxy in front)."
     }
   }
 }

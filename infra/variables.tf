@@ -86,6 +86,12 @@ variable "enable_cdn" {
   default     = true
 }
 
+variable "nat_gateway_per_az" {
+  type        = bool
+  description = "With enable_cdn: a NAT gateway in every AZ (DELETE's CloudFront invalidations survive the loss of a zone) instead of one (cheaper; while its zone is down, DELETE fails and keeps the image). No effect without the CDN, which needs no NAT."
+  default     = false
+}
+
 variable "alarm_email" {
   type        = string
   description = "Email address subscribed to the alarm topic; null for none (subscribe something else to the topic)."
@@ -192,6 +198,17 @@ variable "db_max_connections" {
   type        = number
   description = "max_connections of the database, for the connection budget; null: the default of db_instance_class (database_access.tf). Set it with a custom parameter group."
   default     = null
+}
+
+variable "database_proxy" {
+  type        = string
+  description = "RDS Proxy in front of the database for the api and worker: \"auto\" puts it there only when their connections at autoscaling maximums would not fit the instance's max_connections (with the reserve), \"always\" or \"never\" decide regardless (\"never\" then refuses a budget that does not fit)."
+  default     = "auto"
+
+  validation {
+    condition     = contains(["auto", "always", "never"], var.database_proxy)
+    error_message = "database_proxy must be \"auto\", \"always\" or \"never\"."
+  }
 }
 
 variable "api_db_pool_size" {

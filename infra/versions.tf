@@ -6,8 +6,9 @@ terraform {
   required_providers {
     aws = {
       source = "hashicorp/aws"
-      # NOTE: 6.x: `data.aws_region.current.region` (not `.name`) and per-resource `region`.
-      version = "~> 6.0"
+      # NOTE: 6.x: `data.aws_region.current.region` (not `.name`) and per-resource `region`;
+      # 6.15 added aws_db_proxy's default_auth_scheme (end-to-end IAM: database_proxy.tf).
+      version = "~> 6.15"
     }
   }
 

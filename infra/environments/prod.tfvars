@@ -7,7 +7,9 @@ image_tag          = "replace-with-git-sha"
 
 cors_allowed_origins = ["https://picforge.example.com"]
 enable_cdn           = true
-alarm_email          = "ops@example.com"
+# NOTE: one NAT gateway per AZ: DELETE (its CloudFront invalidation) survives losing a zone.
+nat_gateway_per_az = true
+alarm_email        = "ops@example.com"
 
 api_cpu       = 512
 api_memory    = 1024

@@ -28,6 +28,9 @@ from .terraform import INFRA_DIR, Module, load_module
 ROLES = {"api": "api_task", "worker": "worker_task", "keys": "keys_task"}
 # Stand-ins for what only AWS knows; the emulator accepts any such ARN in a policy.
 DB_RESOURCE_ID = "db-EXAMPLERESOURCEID"
+APP_LOGIN_RESOURCE_ID = (
+    "local.db_proxy_enabled ? local.db_proxy_resource_id : aws_db_instance.this.resource_id"
+)
 ENVIRONMENT = "test"
 
 _INTERPOLATION = re.compile(r"\$\{(?P<expr>[^{}]*)\}")
@@ -61,6 +64,9 @@ def role_policy_documents(
         "var.aws_region": region,
         "var.environment": ENVIRONMENT,
         "aws_db_instance.this.resource_id": DB_RESOURCE_ID,
+        # The app role logs in to RDS Proxy only where its connection budget would not fit;
+        # the emulator runs the defaults, which fit, so the tokens are for the instance.
+        APP_LOGIN_RESOURCE_ID: DB_RESOURCE_ID,
     }
     if distribution_arn is not None:
         references["aws_cloudfront_distribution.this[0].arn"] = distribution_arn

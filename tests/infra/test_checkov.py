@@ -44,6 +44,7 @@ REVIEWED_SKIPS = {
     ("CKV_AWS_305", "aws_cloudfront_distribution.this[0]"),
     ("CKV_AWS_310", "aws_cloudfront_distribution.this[0]"),
     ("CKV_AWS_374", "aws_cloudfront_distribution.this[0]"),
+    ("CKV2_AWS_5", "aws_security_group.db_proxy"),
 }
 
 

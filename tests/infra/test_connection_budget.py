@@ -49,11 +49,32 @@ def test_budget_locals_are_the_arithmetic_this_test_does(tf: Module) -> None:
         "var.worker_max_count * local.worker_connections_per_task"
         in locals_["db_connections_at_max"]
     )
+    assert locals_["db_budget_fits"] == (
+        "${local.db_connections_at_max + local.db_reserved_connections <= local.db_max_connections}"
+    )
     preconditions = tf.resource("aws_db_instance", "this")["lifecycle"][0]["precondition"]
+    # Refused only without RDS Proxy: with one, the proxy bounds what reaches the instance.
     assert any(
-        "local.db_connections_at_max + local.db_reserved_connections <= local.db_max_connections"
-        in check["condition"]
+        check["condition"] == "${local.db_budget_fits || local.db_proxy_enabled}"
         for check in preconditions
+    )
+
+
+def proxy_enabled(values: dict[str, Any], fits: bool) -> bool:
+    """database_proxy.tf's local.db_proxy_enabled."""
+    choice = values["database_proxy"]
+    return choice == "always" or (choice == "auto" and not fits)
+
+
+def test_proxy_choice_is_the_rule_this_test_mirrors(tf: Module) -> None:
+    assert tf.locals["db_proxy_enabled"] == (
+        '${var.database_proxy == "always" || '
+        '(var.database_proxy == "auto" && !local.db_budget_fits)}'
+    )
+    assert tf.variables["database_proxy"]["default"] == "auto"
+    (validation,) = tf.variables["database_proxy"]["validation"]
+    assert validation["condition"] == (
+        '${contains(["auto", "always", "never"], var.database_proxy)}'
     )
 
 
@@ -85,6 +106,57 @@ def test_budget_refuses_prod_scale_on_the_dev_instance_class(tf: Module) -> None
     values["db_instance_class"] = values_for(tf, "dev")["db_instance_class"]
     needed, limit = budget(tf, values)
     assert needed > limit
+
+
+@pytest.mark.parametrize("environment", [None, *ENVIRONMENTS])
+def test_no_environment_runs_a_proxy_it_does_not_need(tf: Module, environment: str | None) -> None:
+    """Every shipped setting fits, so "auto" puts no RDS Proxy (and no cost) in front."""
+    values = values_for(tf, environment)
+    needed, limit = budget(tf, values)
+    assert values["database_proxy"] == "auto"
+    assert not proxy_enabled(values, needed <= limit)
+
+
+@pytest.mark.parametrize(
+    ("choice", "proxy", "refused"),
+    [("auto", True, False), ("always", True, False), ("never", False, True)],
+)
+def test_a_budget_that_does_not_fit_gets_a_proxy_unless_told_never(
+    tf: Module, choice: str, proxy: bool, refused: bool
+) -> None:
+    values = values_for(tf, "prod")
+    values["db_instance_class"] = values_for(tf, "dev")["db_instance_class"]
+    values["database_proxy"] = choice
+    needed, limit = budget(tf, values)
+    fits = needed <= limit
+    assert not fits
+    assert proxy_enabled(values, fits) is proxy
+    assert (not (fits or proxy_enabled(values, fits))) is refused
+
+
+def test_always_puts_a_proxy_in_front_of_a_budget_that_fits(tf: Module) -> None:
+    values = values_for(tf, "dev")
+    values["database_proxy"] = "always"
+    needed, limit = budget(tf, values)
+    assert needed <= limit and proxy_enabled(values, fits=True)
+
+
+def test_proxy_leaves_the_reserve_to_the_owner_tasks(tf: Module) -> None:
+    """The proxy may take max_connections less the reserve, in AWS's 1-100 percent."""
+    assert tf.locals["db_proxy_max_connections_percent"] == (
+        "${local.db_max_connections > 0 ? max(1, floor(100 * (local.db_max_connections - "
+        "local.db_reserved_connections) / local.db_max_connections)) : 100}"
+    )
+    reserve = tf.locals["db_reserved_connections"]
+    for limit in tf.locals["db_max_connections_by_class"].values():
+        percent = max(1, (100 * (limit - reserve)) // limit)
+        assert 1 <= percent <= 100
+        assert limit * percent // 100 + reserve <= limit
+    (pool,) = tf.resource("aws_db_proxy_default_target_group", "this")["connection_pool_config"]
+    assert pool["max_connections_percent"] == "${local.db_proxy_max_connections_percent}"
+    assert pool["max_idle_connections_percent"] == (
+        "${min(50, local.db_proxy_max_connections_percent)}"
+    )
 
 
 async def test_engine_opens_at_most_pool_size_plus_overflow(unmigrated_database_url: str) -> None:

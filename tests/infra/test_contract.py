@@ -34,6 +34,8 @@ SETTINGS: dict[str, type[BaseSettings]] = {
 }
 OWNER_TASKS = ("migrate", "keys")
 RDS_CA_BUNDLE = "/etc/ssl/certs/rds-global-bundle.pem"
+SYSTEM_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
+APP_CA_BUNDLE = "${local.db_proxy_enabled ? local.public_ca_bundle : local.rds_ca_bundle}"
 
 
 def variable(field_name: str) -> str:
@@ -163,12 +165,30 @@ def test_containers_verify_the_database_certificate_and_never_name_an_emulator(
 ) -> None:
     dockerfile = (INFRA_DIR.parent / "Dockerfile").read_text()
     assert f"global-bundle.pem {RDS_CA_BUNDLE}" in dockerfile
+    # RDS Proxy's ACM certificate chains to Amazon's public roots, in the system bundle.
+    assert f"test -s {SYSTEM_CA_BUNDLE}" in dockerfile
     for process in COMMANDS:
         environment = _environment(tf, process)
         assert environment["PICFORGE_DB_SSLMODE"] == "verify-full"
-        assert environment["PICFORGE_DB_SSLROOTCERT"] == RDS_CA_BUNDLE
+        expected = RDS_CA_BUNDLE if process in OWNER_TASKS else APP_CA_BUNDLE
+        assert environment["PICFORGE_DB_SSLROOTCERT"] == expected, process
         assert "PICFORGE_AWS_ENDPOINT_URL" not in environment
         assert "PICFORGE_DATABASE_URL" not in environment, "use the parts"
+    assert tf.locals["public_ca_bundle"] == SYSTEM_CA_BUNDLE
+
+
+@pytest.mark.parametrize("process", sorted(COMMANDS))
+def test_containers_connect_to_the_proxy_only_as_the_app_role(tf: Module, process: str) -> None:
+    """The app role's tasks log in wherever local.app_db_host says (the proxy when there is
+    one); the master user's tasks always to the instance itself."""
+    environment = _environment(tf, process)
+    if process in OWNER_TASKS:
+        assert environment["PICFORGE_DB_HOST"] == "${aws_db_instance.this.address}"
+    else:
+        assert environment["PICFORGE_DB_HOST"] == (
+            "${local.db_proxy_enabled ? aws_db_proxy.this[0].endpoint : "
+            "aws_db_instance.this.address}"
+        )
 
 
 def test_api_public_base_url_is_the_cdn_when_enabled(tf: Module) -> None:
@@ -236,11 +256,13 @@ def test_queue_accepts_messages_only_from_the_uploads_bucket_of_this_account(tf:
     assert conditions[("StringEquals", "aws:SourceAccount")] == ["${local.account_id}"]
 
 
-@pytest.mark.parametrize("service", ["api", "worker"])
-def test_services_run_in_private_subnets_without_public_ips(tf: Module, service: str) -> None:
+@pytest.mark.parametrize(("service", "subnets"), [("api", "api"), ("worker", "private")])
+def test_services_run_in_private_subnets_without_public_ips(
+    tf: Module, service: str, subnets: str
+) -> None:
     resource = tf.resource("aws_ecs_service", service)
     (network,) = resource["network_configuration"]
-    assert network["subnets"] == "${aws_subnet.private[*].id}"
+    assert network["subnets"] == f"${{aws_subnet.{subnets}[*].id}}"
     assert network["assign_public_ip"] is False
     assert network["security_groups"] == [f"${{aws_security_group.{service}.id}}"]
     assert resource["launch_type"] == "FARGATE"
@@ -252,7 +274,7 @@ def test_alb_is_internet_facing_in_the_public_subnets(tf: Module) -> None:
     alb = tf.resource("aws_lb", "this")
     assert alb["internal"] is False
     assert alb["subnets"] == "${aws_subnet.public[*].id}"
-    for subnet in ("public", "private"):
+    for subnet in ("public", "private", "api"):
         assert tf.resource("aws_subnet", subnet).get("map_public_ip_on_launch", False) is False
 
 

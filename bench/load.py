@@ -13,7 +13,9 @@ Starts `python -m devstack` (embedded PostgreSQL, the emulator, the API and the 
         worker's render children included) are sampled, and the slope of each is reported
 
 Reports creates/s, upload -> ready p50/p95/p99, answers by status, images lost (uploaded, never
-finished) and 5xx answers. Exits 1 if any image was lost or any answer was a 5xx: those are the
+finished) and 5xx answers, and the worker's own CPU per finished image: the worker process alone,
+not its render children, so what it costs outside the render (S3, SQS, PostgreSQL, handing the
+bytes to a child). Exits 1 if any image was lost or any answer was a 5xx: those are the
 promises; the rest are figures (bench/README.md).
 """
 
@@ -107,6 +109,16 @@ async def one_image(
         await asyncio.sleep(POLL_S)
 
 
+async def warm_up(api_url: str, key: str, data: bytes) -> None:
+    """One image through the whole stack, so the worker's start (imports, its render children)
+    is not counted as the cost of the images measured."""
+    async with api_and_s3(api_url, key) as (http, s3):
+        tally = Tally()
+        await one_image(http, s3, data, tally)
+    if not tally.finished:
+        raise RuntimeError("the warm-up image never finished")
+
+
 async def run_load(api_url: str, key: str, data: bytes, *, clients: int, seconds: float) -> Tally:
     tally = Tally()
     stop_at = time.monotonic() + seconds
@@ -183,6 +195,19 @@ def sample_processes(stack: psutil.Process) -> dict[str, float]:
     return dict(totals)
 
 
+def worker_process(stack: psutil.Process) -> psutil.Process:
+    """The worker's main process (its render children run under its fork server)."""
+    for process in stack.children(recursive=True):
+        if role_of(process) == "worker":
+            return process
+    raise RuntimeError("the dev stack runs no worker")
+
+
+def cpu_s(process: psutil.Process) -> float:
+    times = process.cpu_times()
+    return times.user + times.system
+
+
 def slope_per_minute(samples: list[dict[str, float]], name: str) -> float:
     """Least-squares slope of `name` over time, per minute."""
     points = [(sample["t"], sample.get(name, 0.0)) for sample in samples]
@@ -249,6 +274,9 @@ def main() -> None:
     stack = start_stack(port, key, log_path)
     api_url = f"http://127.0.0.1:{port}"
     try:
+        asyncio.run(warm_up(api_url, key, data))
+        worker = worker_process(psutil.Process(stack.pid))
+        worker_cpu_before = cpu_s(worker)
         if args.soak:
             tally, samples = asyncio.run(
                 run_soak(
@@ -272,6 +300,10 @@ def main() -> None:
                 run_load(api_url, key, data, clients=args.clients, seconds=args.seconds)
             )
             result = report(tally, args.seconds)
+        finished = result["images_ready"] + result["images_failed"]
+        result["worker_cpu_ms_per_image"] = round(
+            (cpu_s(worker) - worker_cpu_before) / max(1, finished) * 1000, 1
+        )
     finally:
         stack.send_signal(signal.SIGTERM)
         stack.wait(60)

@@ -16,8 +16,7 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from typing import Any
 
-import aioboto3
-
+from service.aws import open_cloudfront_client
 from service.config import AwsSettings
 from service.storage import renditions_prefix
 
@@ -56,9 +55,5 @@ async def open_cdn(
     """The CDN to invalidate, or None when no distribution is configured."""
     if not distribution_id:
         return None
-    client = await stack.enter_async_context(
-        aioboto3.Session().client(
-            "cloudfront", region_name=settings.aws_region, endpoint_url=settings.aws_endpoint_url
-        )
-    )
+    client = await open_cloudfront_client(stack, settings)
     return Cdn(cloudfront=client, distribution_id=distribution_id)

@@ -22,6 +22,11 @@ class AwsSettings(BaseSettings):
     aws_endpoint_url: str | None = None
     # The endpoint as a browser sees it, when it differs from ours (compose: the host port).
     aws_public_endpoint_url: str | None = None
+    # How long an AWS call waits to connect, and for each read, before the SDK's retries (3
+    # attempts) take over. botocore's own default is 60 s each: an endpoint that stopped
+    # answering would hold an API request past the load balancer's idle timeout.
+    aws_connect_timeout_s: float = Field(3.0, gt=0, le=60)
+    aws_read_timeout_s: float = Field(10.0, gt=0, le=120)
     uploads_bucket: str
     renditions_bucket: str
 

@@ -27,6 +27,7 @@ from pydantic import ValidationError
 from pydantic_settings import BaseSettings
 from sqlalchemy.exc import SQLAlchemyError
 
+from service.aws import client_config
 from service.config import AwsSettings, DatabaseSettings
 from service.db import SchemaNotMigrated, create_engine, require_migrated
 from service.storage import s3_client_config
@@ -98,7 +99,7 @@ async def check_s3(settings: AwsSettings) -> None:
         "s3",
         region_name=settings.aws_region,
         endpoint_url=settings.aws_endpoint_url,
-        config=s3_client_config(settings),
+        config=client_config(settings).merge(s3_client_config(settings)),
     ) as s3:
         try:
             await asyncio.wait_for(

@@ -63,7 +63,6 @@ def s3_client_config(settings: AwsSettings) -> AioConfig:
     return AioConfig(
         signature_version="s3v4",
         s3={"addressing_style": addressing_style},
-        retries={"mode": "standard", "max_attempts": 3},
     )
 
 

@@ -49,7 +49,7 @@ async def open_worker(stack: AsyncExitStack, settings: WorkerSettings, metrics: 
     stack.push_async_callback(engine.dispose)
     await require_migrated(engine)
     s3 = await open_s3_client(stack, settings)
-    sqs = await open_sqs_client(stack, settings)
+    sqs = await open_sqs_client(stack, settings, long_polls=True)
     queue = MessageQueue(
         sqs, settings.queue_url, visibility_timeout_s=settings.worker_visibility_timeout_s
     )

@@ -165,7 +165,7 @@ def run_client_flow(http: httpx.Client, image: bytes) -> dict[str, Any]:
 
 def run_multipart_flow(http: httpx.Client, image: bytes) -> None:
     """The multipart routes: sign a part, send it, list, complete to `ready`; then abort one."""
-    body = {"filename": "h.png", "content_type": "image/png", "size_bytes": len(image)}
+    body = {"filename": "h.jpg", "content_type": "image/jpeg", "size_bytes": len(image)}
     created = http.post("/v1/images", json={**body, "upload_method": "multipart"}).json()
     path = f"/v1/images/{created['id']}/multipart/{created['upload']['upload_id']}"
     [part] = http.post(f"{path}/parts", json={"part_numbers": [1]}).json()["parts"]

@@ -3,17 +3,15 @@ owner-scoped; the declared size held to; the worker's path unchanged. Against th
 
 from __future__ import annotations
 
-import io
-import random
 from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
-from PIL import Image
 
 from service.config import ApiSettings, MiB
 from service.db import create_sessionmaker
 from tests.flow import create_image, wait_for_status, wait_until_finished
+from tests.pictures import noise_png
 from tests.service.state import all_versions
 from worker.metrics import Metrics
 from worker.sweep import SweepOptions, sweep_once
@@ -23,14 +21,6 @@ if TYPE_CHECKING:
     from types_aiobotocore_s3 import S3Client
 
 PART = 5 * MiB  # S3's smallest part
-
-
-def noise_png(width: int, height: int, seed: int = 16) -> bytes:
-    """A PNG that does not compress: width x height x 3 bytes, and a bit more."""
-    pixels = random.Random(seed).randbytes(width * height * 3)
-    out = io.BytesIO()
-    Image.frombytes("RGB", (width, height), pixels).save(out, "PNG", compress_level=1)
-    return out.getvalue()
 
 
 # Between two and three parts of 5 MiB: a 3-part upload.

@@ -47,7 +47,7 @@ $(UV):
 	$(UV) venv --quiet --allow-existing .venv-ministack
 	VIRTUAL_ENV=.venv-ministack $(UV) pip install --quiet ministack==$(MINISTACK_VERSION)
 
-# The browser tests' driver (playwright-core); the browser is the system's Chromium.
+# The browser tests' driver (playwright-core) and Uppy; the browser is the system's Chromium.
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error && touch $@
 

@@ -49,11 +49,13 @@ BUCKET_LIFECYCLE: dict[str, list[dict[str, Any]]] = {
 }
 # Browsers upload originals straight to S3 with pre-signed POSTs and PUTs.
 # A browser POSTs the ticket's form, or PUTs with the two headers a PUT ticket signs that a
-# preflight asks for (Content-Type, and If-None-Match: an original is uploaded once); it reads
-# no response header, so none is exposed.
+# preflight asks for (Content-Type, and If-None-Match: an original is uploaded once), or PUTs
+# the parts of a multipart upload. The one response header it reads is a part's ETag, which
+# completing the upload names the part by: that alone is exposed.
 UPLOADS_CORS: dict[str, Any] = {
     "AllowedMethods": ["POST", "PUT"],
     "AllowedHeaders": ["Content-Type", "If-None-Match"],
+    "ExposeHeaders": ["ETag"],
     "MaxAgeSeconds": 3000,
 }
 

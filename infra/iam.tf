@@ -85,6 +85,15 @@ data "aws_iam_policy_document" "api_task" {
     resources = ["${aws_s3_bucket.uploads.arn}/${local.originals_prefix}*"]
   }
 
+  # NOTE: multipart uploads (service/multipart.py). CreateMultipartUpload, the pre-signed
+  # UploadPart URLs and CompleteMultipartUpload are all authorised as s3:PutObject above;
+  # listing the parts (resume, and the size check before completing) and aborting are not.
+  statement {
+    sid       = "ListAndAbortMultipartUploads"
+    actions   = ["s3:ListMultipartUploadParts", "s3:AbortMultipartUpload"]
+    resources = ["${aws_s3_bucket.uploads.arn}/${local.originals_prefix}*"]
+  }
+
   # NOTE: GetObject backs the pre-signed rendition URLs (when no CDN fronts the bucket).
   # Renditions are erased in batches: DeleteObjects needs s3:DeleteObject as well as
   # s3:DeleteObjectVersion for its versioned entries.
@@ -184,6 +193,14 @@ data "aws_iam_policy_document" "worker_task" {
   statement {
     sid       = "RemoveUnwantedOriginals"
     actions   = ["s3:DeleteObjectVersion"]
+    resources = ["${aws_s3_bucket.uploads.arn}/${local.originals_prefix}*"]
+  }
+
+  # NOTE: the sweep aborts the multipart upload of an image that expired before completing
+  # it (worker/sweep.py), so S3 drops its parts. Aborting writes nothing and reads nothing.
+  statement {
+    sid       = "AbortAbandonedMultipartUploads"
+    actions   = ["s3:AbortMultipartUpload"]
     resources = ["${aws_s3_bucket.uploads.arn}/${local.originals_prefix}*"]
   }
 

@@ -110,6 +110,9 @@ resource "aws_s3_bucket_cors_configuration" "uploads" {
     allowed_methods = ["POST", "PUT"]
     allowed_origins = var.cors_allowed_origins
     allowed_headers = ["Content-Type", "If-None-Match"]
+    # NOTE: a multipart upload names each part by the ETag S3 answered its PUT with; a
+    # browser reads that header only if it is exposed. No other header is.
+    expose_headers  = ["ETag"]
     max_age_seconds = 3000
   }
 }

@@ -89,6 +89,10 @@ class ApiSettings(AwsSettings, DatabaseSettings):
     queue_url: str
     presign_expires_s: int = Field(300, ge=30, le=3600)
     max_upload_bytes: int = Field(50 * MiB, ge=1)
+    # An upload of at least this many bytes gets a multipart ticket unless the client asked
+    # for `post` or `put`; parts are this size (S3's minimum is 5 MiB), the last one smaller.
+    multipart_threshold_bytes: int = Field(16 * MiB, ge=5 * MiB)
+    multipart_part_bytes: int = Field(8 * MiB, ge=5 * MiB, le=5 * 1024 * MiB)
     rendition_url_expires_s: int = Field(3600, ge=60, le=7 * 24 * 3600)
     # A CDN in front of the renditions bucket; rendition URLs are then plain URLs under it.
     public_base_url: str | None = None

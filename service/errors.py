@@ -3,16 +3,20 @@
     PicforgeError                    500 internal_error
     ├── Unauthorized                 401 unauthorized
     ├── ImageNotFound                404 image_not_found
+    ├── UploadNotFound               404 upload_not_found
     ├── IdempotencyConflict          409 idempotency_conflict
     ├── ImageNotUploaded             409 image_not_uploaded
+    ├── UploadIncomplete             409 upload_incomplete
     ├── UnsupportedContentType       422 unsupported_content_type
     ├── FileTooLarge                 422 file_too_large
+    ├── InvalidPartNumber            422 invalid_part_number
     └── DependencyUnavailable        503 dependency_unavailable
 
 Foreign errors become domain errors at one boundary, `domain_error()`, as httpx maps httpcore's:
 a dependency that cannot be reached or refuses us (the database down, failing over or out of
 connections; S3 or SQS failing; a refused or reset socket to anything) is a 503
 `dependency_unavailable`, whichever route meets it, and no use-case lists those errors again.
+S3's `NoSuchUpload` (a multipart upload it no longer holds) is a 404 `upload_not_found`.
 
 Request validation (422 `validation_error`), a body cut short (400
 `malformed_request`) or too large (413 `payload_too_large`) and routing errors (404
@@ -96,6 +100,15 @@ class ImageNotFound(PicforgeError):
     title = "Image not found"
 
 
+class UploadNotFound(PicforgeError):
+    """No open multipart upload of this id for this image: never issued, another owner's,
+    already completed or aborted, or aborted by S3's lifecycle rule."""
+
+    status_code = 404
+    code = "upload_not_found"
+    title = "Upload not found"
+
+
 class IdempotencyConflict(PicforgeError):
     status_code = 409
     code = "idempotency_conflict"
@@ -108,6 +121,15 @@ class ImageNotUploaded(PicforgeError):
     title = "Image not uploaded yet"
 
 
+class UploadIncomplete(PicforgeError):
+    """The parts S3 holds do not make the declared upload: one is missing, of the wrong size,
+    or not the part the client names."""
+
+    status_code = 409
+    code = "upload_incomplete"
+    title = "Upload incomplete"
+
+
 class UnsupportedContentType(PicforgeError):
     status_code = 422
     code = "unsupported_content_type"
@@ -118,6 +140,12 @@ class FileTooLarge(PicforgeError):
     status_code = 422
     code = "file_too_large"
     title = "File too large"
+
+
+class InvalidPartNumber(PicforgeError):
+    status_code = 422
+    code = "invalid_part_number"
+    title = "Invalid part number"
 
 
 class DependencyUnavailable(PicforgeError):
@@ -239,6 +267,7 @@ FOREIGN_ERRORS: tuple[type[Exception], ...] = (
 # SQLSTATE classes that say the server, not the statement, failed: connection exceptions,
 # insufficient resources (too many connections), operator intervention (shutdown, failover).
 UNAVAILABLE_SQLSTATES = ("08", "53", "57P")
+NO_UPLOAD = ("NoSuchUpload",)
 UNREACHABLE_DATABASE = (sqlalchemy_errors.OperationalError, sqlalchemy_errors.InterfaceError)
 
 
@@ -247,6 +276,9 @@ def domain_error(exc: Exception) -> PicforgeError | None:
     refused, say), which stays a 500."""
     if isinstance(exc, PicforgeError):
         return exc
+    if isinstance(exc, ClientError) and exc.response.get("Error", {}).get("Code") in NO_UPLOAD:
+        # S3 no longer knows the upload: completed, aborted, or taken by the lifecycle rule.
+        return UploadNotFound("there is no such multipart upload open for this image")
     if isinstance(exc, sqlalchemy_errors.DBAPIError):
         sqlstate = getattr(exc.orig, "sqlstate", None) or ""
         if not (
@@ -266,7 +298,8 @@ async def handle_foreign_error(request: Request, exc: Exception) -> JSONResponse
     mapped = domain_error(exc)
     if mapped is None:
         return await handle_unexpected_error(request, exc)
-    log.warning("dependency unreachable: %s %s: %r", request.method, request.url.path, exc)
+    if isinstance(mapped, DependencyUnavailable):
+        log.warning("dependency unreachable: %s %s: %r", request.method, request.url.path, exc)
     return await handle_picforge_error(request, mapped)
 
 

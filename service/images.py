@@ -15,7 +15,7 @@ import hashlib
 import json
 import logging
 import uuid
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import TYPE_CHECKING, Final, Literal
@@ -45,11 +45,13 @@ from service.keys import (
     require_owner,
 )
 from service.models import IdempotentCreate, Image, ImageStatus
+from service.multipart import MultipartTicket, MultipartUploads, open_upload
 from service.pagination import Position, decode_cursor, encode_cursor
 from service.storage import (
     ObjectsNotDeleted,
     PostPolicySigner,
     UploadTicket,
+    abort_multipart_upload,
     delete_image_objects,
     original_key,
     presign_put,
@@ -63,6 +65,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+UploadMethod = Literal["post", "put", "multipart"]
+
+
 @dataclass(frozen=True)
 class Upload:
     """The upload a client declared it is about to make."""
@@ -70,13 +75,21 @@ class Upload:
     filename: str
     content_type: str
     size_bytes: int
-    upload_method: Literal["post", "put"] = "post"
+    # None: `multipart` from the configured threshold on, `post` below it.
+    upload_method: UploadMethod | None = None
+
+    def resolved(self, *, multipart_threshold_bytes: int) -> Upload:
+        """The declaration with its method decided, before it is fingerprinted."""
+        if self.upload_method is not None:
+            return self
+        large = self.size_bytes >= multipart_threshold_bytes
+        return replace(self, upload_method="multipart" if large else "post")
 
 
 @dataclass(frozen=True)
 class CreatedImage:
     image: Image
-    ticket: UploadTicket
+    ticket: UploadTicket | MultipartTicket
     # True when an earlier request with the same Idempotency-Key made the image.
     replayed: bool
 
@@ -95,6 +108,8 @@ class UploadTickets:
     put_signer: S3Client
     bucket: str
     expires_s: int
+    multipart: MultipartUploads
+    multipart_threshold_bytes: int
 
     async def sign(
         self, image_id: uuid.UUID, upload: Upload, *, expires_s: int | None = None
@@ -160,7 +175,9 @@ async def create_image(
     an unknown or revoked key.
 
     The upload is checked first, so a refused one costs no INSERT; but only the holder of a
-    valid key learns why it was refused."""
+    valid key learns why it was refused. A multipart upload is opened once the image exists
+    (`service.multipart.open_upload`); a replay answers with the same upload."""
+    upload = upload.resolved(multipart_threshold_bytes=tickets.multipart_threshold_bytes)
     try:
         check_upload_allowed(upload, max_upload_bytes=max_upload_bytes)
     except (UnsupportedContentType, FileTooLarge):
@@ -178,8 +195,12 @@ async def create_image(
             image, replayed = await create_image_idempotently(
                 session, owner=owner, upload=upload, idempotency_key=idempotency_key
             )
-    lifetime_s = replayed_ticket_lifetime_s(image, tickets) if replayed else None
-    ticket = await tickets.sign(image.id, upload, expires_s=lifetime_s)
+    ticket: UploadTicket | MultipartTicket
+    if upload.upload_method == "multipart":
+        ticket = await open_upload(statements, tickets.multipart, image)
+    else:
+        lifetime_s = replayed_ticket_lifetime_s(image, tickets) if replayed else None
+        ticket = await tickets.sign(image.id, upload, expires_s=lifetime_s)
     return CreatedImage(image=image, ticket=ticket, replayed=replayed)
 
 
@@ -336,11 +357,23 @@ async def delete_image(
     no row, and deletes what it wrote itself. Either way nothing is left in S3. If S3 fails, the
     record stays (the session rolls back), so the client's retry finds it and finishes the job.
     """
-    locked = await session.scalar(
-        select(Image.id).where(Image.id == image_id, Image.owner == owner).with_for_update()
-    )
+    locked = (
+        await session.execute(
+            select(Image.id, Image.multipart_upload_id)
+            .where(Image.id == image_id, Image.owner == owner)
+            .with_for_update()
+        )
+    ).one_or_none()
     if locked is None:
         raise ImageNotFound(f"there is no image {image_id}")
+    if locked.multipart_upload_id is not None:
+        # An upload under way: its parts go too, and a part sent later finds no upload.
+        await abort_multipart_upload(
+            s3,
+            bucket=settings.uploads_bucket,
+            image_id=image_id,
+            upload_id=locked.multipart_upload_id,
+        )
     try:
         renditions = await delete_image_objects(
             s3,

@@ -19,7 +19,7 @@ from service.errors import install_error_handlers
 from service.openapi import install_openapi
 from service.readiness import open_readiness
 from service.resources import Resources
-from service.routes import demo, health, images
+from service.routes import demo, health, images, multipart
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +92,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     app.add_middleware(BodyLimit)
     app.include_router(health.router)
     app.include_router(images.router, prefix="/v1")
+    app.include_router(multipart.router, prefix="/v1")
     app.include_router(demo.router)
     install_docs(app)
     install_openapi(app)

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
 from service.content_types import ACCEPTED_CONTENT_TYPES
 from service.models import Image, ImageStatus
+from service.multipart_schemas import MultipartUploadTicket
 from service.pagination import CURSOR_PATTERN
 
 ACCEPTED = ", ".join(f"`{t}`" for t in sorted(ACCEPTED_CONTENT_TYPES))
@@ -46,6 +47,12 @@ class ImageCreate(BaseModel):
                     "size_bytes": 120400,
                     "upload_method": "put",
                 },
+                {
+                    "filename": "panorama.jpg",
+                    "content_type": "image/jpeg",
+                    "size_bytes": 41943040,
+                    "upload_method": "multipart",
+                },
             ]
         },
     )
@@ -71,13 +78,19 @@ class ImageCreate(BaseModel):
         ge=1,
         description="The size of the upload in bytes. Over the server's limit (`maximum`, 50 "
         "MiB unless the deployment configured another) it is refused with `file_too_large`. "
-        "With `post`, S3 refuses a larger body; with `put`, S3 accepts exactly this many bytes.",
+        "With `post`, S3 refuses a larger body; with `put`, S3 accepts exactly this many "
+        "bytes; with `multipart`, S3 accepts parts of exactly the sizes this makes, and the "
+        "API completes only the parts that add up to it.",
     )
-    upload_method: Literal["post", "put"] = Field(
-        "post",
+    upload_method: Literal["post", "put", "multipart"] | None = Field(
+        None,
         description="How the client will send the bytes to S3: `post`, a multipart form (what "
-        "a browser `<form>` or `FormData` sends), or `put`, the raw bytes as the request body "
-        "(simplest from mobile apps and servers).",
+        "a browser `<form>` or `FormData` sends), `put`, the raw bytes as the request body "
+        "(simplest from mobile apps and servers), or `multipart`, S3's multipart upload: parts "
+        "sent one by one, each by its own pre-signed URL, so a dropped connection costs one "
+        "part and an interrupted upload resumes from the parts S3 holds. Left out: "
+        "`multipart` from the deployment's threshold on (16 MiB unless it configured "
+        "another), `post` below it.",
     )
 
 
@@ -253,7 +266,9 @@ class PutUploadTicket(BaseModel):
     expires_at: datetime = Field(description="S3 refuses the ticket after this instant.")
 
 
-UploadTicketOut = Annotated[PostUploadTicket | PutUploadTicket, Field(discriminator="method")]
+UploadTicketOut = Annotated[
+    PostUploadTicket | PutUploadTicket | MultipartUploadTicket, Field(discriminator="method")
+]
 
 
 class ImageCreatedOut(ImageOut):

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from aiobotocore.config import AioConfig
 from botocore.auth import ISO8601, S3SigV4PostAuth
 from botocore.awsrequest import AWSRequest
-from botocore.exceptions import NoCredentialsError
+from botocore.exceptions import ClientError, NoCredentialsError
 
 from service.config import AwsSettings
 
@@ -252,3 +252,17 @@ async def delete_image_objects(
     # An image never uploaded has no original: nothing to erase is no error.
     await erase_original(s3, bucket=uploads_bucket, image_id=image_id)
     return erased
+
+
+async def abort_multipart_upload(
+    s3: S3Client, *, bucket: str, image_id: uuid.UUID, upload_id: str
+) -> None:
+    """Abort an image's multipart upload: S3 drops every part it holds. An upload S3 no longer
+    knows (completed, aborted, or taken by the lifecycle rule) leaves nothing to drop."""
+    try:
+        await s3.abort_multipart_upload(
+            Bucket=bucket, Key=original_key(image_id), UploadId=upload_id
+        )
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") != "NoSuchUpload":
+            raise

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import random
 
 from PIL import Image, ImageChops, ImageStat
 
@@ -24,3 +25,12 @@ def mean_difference(first: Image.Image, second: Image.Image) -> float:
     """Mean absolute difference per RGB channel, 0 (same) to 255."""
     difference = ImageChops.difference(first.convert("RGB"), second.convert("RGB"))
     return sum(ImageStat.Stat(difference).mean) / 3
+
+
+def noise_png(width: int, height: int, seed: int = 16) -> bytes:
+    """A PNG that does not compress: width x height x 3 bytes, and a bit more. For uploads
+    large enough to go in parts."""
+    pixels = random.Random(seed).randbytes(width * height * 3)
+    out = io.BytesIO()
+    Image.frombytes("RGB", (width, height), pixels).save(out, "PNG", compress_level=1)
+    return out.getvalue()

@@ -51,6 +51,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 ORIGINAL_MISSING: Final = "original_missing"
+SIZE_EXCEEDS_DECLARATION: Final = "size_exceeds_declaration"
 FAILURE_CODES: Final[Mapping[str, str]] = MappingProxyType(
     {
         LIMIT_CODES["cpu"]: "rendering took more CPU time than the image's budget allows",
@@ -58,6 +59,7 @@ FAILURE_CODES: Final[Mapping[str, str]] = MappingProxyType(
         records.PROCESSING_FAILED: "processing kept failing for reasons outside the image; a "
         "reprocess tries again",
         ORIGINAL_MISSING: "the original is no longer in the uploads bucket",
+        SIZE_EXCEEDS_DECLARATION: "the original is larger than the size declared for it",
     }
 )
 _UNKNOWN_FAILURE: Final = "the image could not be processed"
@@ -159,9 +161,12 @@ async def first_version_id(context: RenderContext, image_id: uuid.UUID) -> str |
 async def process_original(
     context: RenderContext, image_id: uuid.UUID, original: records.Original
 ) -> Outcome:
-    data = await fetch_original(context, image_id, original.version_id)
+    data = await fetch_original(context, image_id, original.version_id, original.size_bytes)
     if data is None:
         return await fail(context, image_id, ORIGINAL_MISSING, FAILURE_CODES[ORIGINAL_MISSING])
+    if isinstance(data, int):
+        detail = f"{data} bytes, declared {original.size_bytes}"
+        return await fail(context, image_id, SIZE_EXCEEDS_DECLARATION, detail)
     started = time.perf_counter()
     try:
         finished = await context.pool.run_measured(
@@ -233,9 +238,11 @@ async def give_up(context: RenderContext, event: Event, reason: str) -> Outcome 
 
 
 async def fetch_original(
-    context: RenderContext, image_id: uuid.UUID, version_id: str | None
-) -> bytes | None:
-    """The pinned version of the original (the current one when none is pinned)."""
+    context: RenderContext, image_id: uuid.UUID, version_id: str | None, declared_bytes: int
+) -> bytes | int | None:
+    """The pinned version of the original (the current one when none is pinned); or, for an
+    original larger than declared, its size, unread: a POST policy or a signed length holds
+    S3 to the declaration, but a multipart upload completed by other means may not be."""
     key = original_key(image_id)
     try:
         if version_id:
@@ -244,6 +251,9 @@ async def fetch_original(
             )
         else:
             original = await context.s3.get_object(Bucket=context.uploads_bucket, Key=key)
+        if original["ContentLength"] > declared_bytes:
+            original["Body"].close()
+            return original["ContentLength"]
         async with original["Body"] as body:
             data: bytes = await body.read()
     except ClientError as exc:

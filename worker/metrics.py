@@ -76,7 +76,7 @@ class Metrics:
         )
         self.swept_total = Counter(
             "picforge_worker_swept",
-            "Things swept for lingering: expired_images, idempotency_keys",
+            "Things swept for lingering: expired_images, multipart_uploads, idempotency_keys",
             ["kind"],
             registry=self.registry,
         )

@@ -43,6 +43,8 @@ class Original:
     content_type: str
     version_id: str | None
     rendition_token: str
+    # As declared: an original larger than this is refused before it is read.
+    size_bytes: int
 
 
 # What to do with a new upload: render it; nothing (the image is already finished); remove
@@ -78,6 +80,7 @@ async def claim_upload(
                     Image.original_version_id,
                     Image.content_type,
                     Image.rendition_token,
+                    Image.size_bytes,
                 )
                 .where(Image.id == image_id)
                 .with_for_update()
@@ -101,7 +104,7 @@ async def claim_upload(
         await session.execute(
             update(Image).where(Image.id == image_id).values(status=ImageStatus.PROCESSING)
         )
-        return "render", Original(row.content_type, pinned, row.rendition_token)
+        return "render", Original(row.content_type, pinned, row.rendition_token, row.size_bytes)
 
 
 async def start_reprocessing(
@@ -123,7 +126,12 @@ async def start_reprocessing(
                         else_=ImageStatus.PROCESSING,
                     )
                 )
-                .returning(Image.content_type, Image.original_version_id, Image.rendition_token)
+                .returning(
+                    Image.content_type,
+                    Image.original_version_id,
+                    Image.rendition_token,
+                    Image.size_bytes,
+                )
             )
         ).one_or_none()
         return None if row is None else Original(*row)

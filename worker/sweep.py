@@ -4,7 +4,9 @@ An image still `awaiting_upload` once its ticket has expired, plus a grace perio
 S3 accepted at the last second and has not yet announced, will never be uploaded: it becomes
 `expired`, and anything that landed under its original's key is erased (an upload arriving
 later still is removed by the worker when its event comes, see `worker.handlers`). The record
-stays, so its client learns what happened, until it is deleted. Idempotency-Keys older than
+stays, so its client learns what happened, until it is deleted. A multipart upload it had open
+is aborted, so S3 drops its parts (the bucket's lifecycle rule is the backstop, a day on).
+Idempotency-Keys older than
 their time to live are deleted: a request with one then makes a new image.
 
 Each look is one statement, atomic, so any number of workers may sweep at once.
@@ -23,9 +25,10 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import delete, func, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import aliased
 
 from service.models import IdempotentCreate, Image, ImageStatus
-from service.storage import erase_original
+from service.storage import abort_multipart_upload, erase_original
 from worker.metrics import Metrics
 
 if TYPE_CHECKING:
@@ -45,19 +48,23 @@ class SweepOptions:
 
 async def expire_unuploaded(
     sessions: async_sessionmaker[AsyncSession], *, older_than_s: float
-) -> list[uuid.UUID]:
-    """Mark `expired` every image `awaiting_upload` created more than `older_than_s` ago."""
+) -> list[tuple[uuid.UUID, str | None]]:
+    """Mark `expired` every image `awaiting_upload` created more than `older_than_s` ago, and
+    forget its multipart upload; each with the upload id it had open."""
+    # The row as it was: RETURNING sees the updated row, whose upload id is already NULL.
+    before = aliased(Image, name="before")
     async with sessions.begin() as session:
-        expired = await session.scalars(
+        expired = await session.execute(
             update(Image)
             .where(
+                Image.id == before.id,
                 Image.status == ImageStatus.AWAITING_UPLOAD,
                 Image.created_at < func.now() - timedelta(seconds=older_than_s),
             )
-            .values(status=ImageStatus.EXPIRED)
-            .returning(Image.id)
+            .values(status=ImageStatus.EXPIRED, multipart_upload_id=None)
+            .returning(Image.id, before.multipart_upload_id)
         )
-        return list(expired)
+        return [(image_id, upload_id) for image_id, upload_id in expired]
 
 
 async def forget_idempotency_keys(
@@ -80,9 +87,19 @@ async def sweep_once(
 ) -> list[uuid.UUID]:
     """One sweep; the images it expired."""
     expired = await expire_unuploaded(sessions, older_than_s=options.upload_expires_after_s)
-    for image_id in expired:
+    for image_id, upload_id in expired:
+        if upload_id is not None:
+            await abort_multipart_upload(
+                s3, bucket=options.uploads_bucket, image_id=image_id, upload_id=upload_id
+            )
+            metrics.swept("multipart_uploads")
         erased = await erase_original(s3, bucket=options.uploads_bucket, image_id=image_id)
-        log.info("image_id=%s expired: never uploaded; %d versions erased", image_id, erased)
+        log.info(
+            "image_id=%s expired: never uploaded; %d versions erased, multipart upload %s",
+            image_id,
+            erased,
+            "aborted" if upload_id else "none",
+        )
         metrics.swept("expired_images")
     forgotten = await forget_idempotency_keys(sessions, older_than_s=options.idempotency_key_ttl_s)
     if forgotten:
@@ -90,7 +107,7 @@ async def sweep_once(
             "forgot %d idempotency keys older than %.0f s", forgotten, options.idempotency_key_ttl_s
         )
         metrics.swept("idempotency_keys", forgotten)
-    return expired
+    return [image_id for image_id, _ in expired]
 
 
 @asynccontextmanager

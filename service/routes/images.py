@@ -36,6 +36,8 @@ from service.images import (
     reprocess_image,
 )
 from service.models import Image, ImageStatus
+from service.multipart import MultipartTicket, MultipartUploads
+from service.multipart_schemas import MultipartUploadTicket
 from service.pagination import CURSOR_PATTERN
 from service.resources import Resources
 from service.schemas import (
@@ -96,7 +98,18 @@ IdempotencyKey = Annotated[
 ]
 
 
-def upload_ticket_out(ticket: UploadTicket) -> PostUploadTicket | PutUploadTicket:
+def upload_ticket_out(
+    ticket: UploadTicket | MultipartTicket,
+) -> PostUploadTicket | PutUploadTicket | MultipartUploadTicket:
+    if isinstance(ticket, MultipartTicket):
+        return MultipartUploadTicket(
+            method="MULTIPART",
+            upload_id=ticket.upload_id,
+            key=ticket.key,
+            part_size=ticket.part_bytes,
+            part_count=ticket.part_count,
+            expires_at=ticket.expires_at,
+        )
     if ticket.method == "PUT":
         return PutUploadTicket(
             method="PUT", url=ticket.url, headers=ticket.fields, expires_at=ticket.expires_at
@@ -125,12 +138,24 @@ async def image_out(resources: Resources, image: Image) -> ImageOut:
     return ImageOut.from_record(image, urls)
 
 
+def multipart_uploads(resources: Resources) -> MultipartUploads:
+    return MultipartUploads(
+        s3=resources.s3,
+        presigner=resources.presigner,
+        bucket=resources.settings.uploads_bucket,
+        part_bytes=resources.settings.multipart_part_bytes,
+        expires_s=resources.settings.presign_expires_s,
+    )
+
+
 def upload_tickets(resources: Resources) -> UploadTickets:
     return UploadTickets(
         post_signer=resources.upload_signer,
         put_signer=resources.presigner,
         bucket=resources.settings.uploads_bucket,
         expires_s=resources.settings.presign_expires_s,
+        multipart=multipart_uploads(resources),
+        multipart_threshold_bytes=resources.settings.multipart_threshold_bytes,
     )
 
 
@@ -141,8 +166,9 @@ def upload_tickets(resources: Resources) -> UploadTickets:
     summary="Declare an upload and get a pre-signed upload ticket",
     description="Checks the declared type and size, records the image as `awaiting_upload`, and "
     "returns it with an `upload` ticket: how to send the bytes straight to S3 before "
-    "`expires_at`. Nothing is uploaded through this API. Once S3 has the bytes the image moves "
-    "to `processing`, then `ready` or `failed`.",
+    "`expires_at`: a form POST, a PUT, or (for large files, or on request) a multipart upload "
+    "whose parts are signed by `signUploadParts`. Nothing is uploaded through this API. Once "
+    "S3 has the bytes the image moves to `processing`, then `ready` or `failed`.",
     responses={
         201: {
             "headers": {
@@ -190,6 +216,11 @@ def upload_tickets(resources: Resources) -> UploadTickets:
             ),
             FileTooLarge("104857600 bytes is over the limit of 52428800 bytes"),
             INVALID_REQUEST,
+        ),
+        503: problem_response(
+            "S3 did not open the multipart upload; the request can be retried (with the same "
+            "`Idempotency-Key`, it answers with the same image).",
+            DependencyUnavailable("a service this API needs is unavailable; try again"),
         ),
     },
 )

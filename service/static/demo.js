@@ -139,7 +139,10 @@ async function uploadOne(file) {
   try {
     setState(card, "declaring", "asking for an upload ticket…");
     const created = await api("POST", "/v1/images", {
+      // The form POST this page sends, whatever the size (a large file would get a
+      // multipart ticket otherwise: see the README's Uppy recipe for that).
       filename: file.name, content_type: contentType(file), size_bytes: file.size,
+      upload_method: "post",
     });
     card.dataset.id = created.id;
     setState(card, "uploading", "uploading to S3: 0%");

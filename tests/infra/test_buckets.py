@@ -51,9 +51,11 @@ def test_buckets_are_versioned_in_production_as_locally(tf: Module, bucket: str)
 def test_buckets_local_cors_is_production_cors(tf: Module) -> None:
     (rule,) = tf.resource("aws_s3_bucket_cors_configuration", "uploads")["cors_rule"]
 
-    assert "expose_headers" not in rule  # a browser reads no response header of an upload
+    # A browser reads one response header of an upload: a multipart part's ETag.
+    assert rule["expose_headers"] == ["ETag"]
     assert {
         "AllowedMethods": rule["allowed_methods"],
         "AllowedHeaders": rule["allowed_headers"],
+        "ExposeHeaders": rule["expose_headers"],
         "MaxAgeSeconds": rule["max_age_seconds"],
     } == UPLOADS_CORS

@@ -163,6 +163,30 @@ def run_client_flow(http: httpx.Client, image: bytes) -> dict[str, Any]:
     return record
 
 
+def run_multipart_flow(http: httpx.Client, image: bytes) -> None:
+    """The multipart routes: sign a part, send it, list, complete to `ready`; then abort one."""
+    body = {"filename": "h.jpg", "content_type": "image/jpeg", "size_bytes": len(image)}
+    created = http.post("/v1/images", json={**body, "upload_method": "multipart"}).json()
+    path = f"/v1/images/{created['id']}/multipart/{created['upload']['upload_id']}"
+    [part] = http.post(f"{path}/parts", json={"part_numbers": [1]}).json()["parts"]
+    sent = httpx.put(part["url"], content=image)
+    assert sent.status_code == 200, sent.text
+    [listed] = http.get(f"{path}/parts").json()["parts"]
+    assert listed["size_bytes"] == len(image)
+    parts = [{"part_number": 1, "etag": sent.headers["ETag"]}]
+    completed = http.post(f"{path}/complete", json={"parts": parts})
+    assert completed.status_code == 200, completed.text
+    record = wait_until_finished(http, created["id"])
+    assert record["status"] == "ready", record
+    assert http.delete(f"/v1/images/{created['id']}").status_code == 204
+
+    abandoned = http.post("/v1/images", json={**body, "upload_method": "multipart"}).json()
+    path = f"/v1/images/{abandoned['id']}/multipart/{abandoned['upload']['upload_id']}"
+    [part] = http.post(f"{path}/parts", json={"part_numbers": [1]}).json()["parts"]
+    assert httpx.put(part["url"], content=image).status_code == 200
+    assert http.delete(path).status_code == 204
+
+
 def create_api_key(env: dict[str, str]) -> str:
     created = subprocess.run(
         [*PICFORGE, "keys", "create", "least-privilege"],
@@ -197,6 +221,7 @@ def test_least_privilege_roles_run_the_whole_flow(
         wait_for_port(port, timeout_s=30, is_alive=lambda: api.poll() is None)
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=headers, timeout=10) as http:
             record = run_client_flow(http, (TESTDATA / "good" / "hopper.png").read_bytes())
+            run_multipart_flow(http, (TESTDATA / "good" / "hopper.jpg").read_bytes())
             time.sleep(1)  # the reprocess job, handled by the worker with its own role
             assert http.delete(f"/v1/images/{record['id']}").status_code == 204
     finally:
@@ -275,6 +300,33 @@ def test_worker_role_cannot_delete_or_replace_originals(
     assert denied(s3.delete_object, Bucket=names.uploads_bucket, Key="originals/x")
     assert denied(s3.put_object, Bucket=names.uploads_bucket, Key="originals/x", Body=b"x")
     assert denied(s3.get_object, Bucket=names.renditions_bucket, Key="renditions/x/a.webp")
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_role_aborts_multipart_uploads_only_under_originals(
+    iam_emulator: Emulator, iam_stack: Stack, credentials: dict[str, dict[str, str]], role: str
+) -> None:
+    """The API lists parts and aborts; the worker's sweep aborts, and lists nothing."""
+    admin = client("s3", iam_emulator)
+    s3 = client("s3", iam_emulator, credentials[role])
+    bucket = iam_stack.names.uploads_bucket
+
+    def open_upload(key: str) -> str:
+        upload_id: str = admin.create_multipart_upload(Bucket=bucket, Key=key)["UploadId"]
+        return upload_id
+
+    original, elsewhere = open_upload("originals/x"), open_upload("elsewhere/x")
+    lists = not denied(s3.list_parts, Bucket=bucket, Key="originals/x", UploadId=original)
+    assert lists == (role == "api")
+    assert denied(s3.list_parts, Bucket=bucket, Key="elsewhere/x", UploadId=elsewhere)
+    assert denied(s3.abort_multipart_upload, Bucket=bucket, Key="elsewhere/x", UploadId=elsewhere)
+    assert not denied(
+        s3.abort_multipart_upload, Bucket=bucket, Key="originals/x", UploadId=original
+    )
+    assert [u["Key"] for u in admin.list_multipart_uploads(Bucket=bucket)["Uploads"]] == [
+        "elsewhere/x"
+    ]
+    admin.abort_multipart_upload(Bucket=bucket, Key="elsewhere/x", UploadId=elsewhere)
 
 
 @pytest.mark.parametrize("role", ROLES)

@@ -48,6 +48,9 @@ def test_role_policy_documents_returns_the_api_grants_resolved() -> None:
         ("rds-db:connect", APP_DB_USER_ARN),
         ("s3:PutObject", "arn:aws:s3:::pf-uploads/originals/*"),
         ("s3:DeleteObjectVersion", "arn:aws:s3:::pf-uploads/originals/*"),
+        # Multipart uploads: resume and the size check before completing; abort.
+        ("s3:ListMultipartUploadParts", "arn:aws:s3:::pf-uploads/originals/*"),
+        ("s3:AbortMultipartUpload", "arn:aws:s3:::pf-uploads/originals/*"),
         ("s3:GetObject", "arn:aws:s3:::pf-renditions/renditions/*"),
         ("s3:DeleteObject", "arn:aws:s3:::pf-renditions/renditions/*"),
         ("s3:DeleteObjectVersion", "arn:aws:s3:::pf-renditions/renditions/*"),
@@ -66,6 +69,8 @@ def test_role_policy_documents_returns_the_worker_grants_resolved() -> None:
         ("s3:GetObject", "arn:aws:s3:::pf-uploads/originals/*"),
         ("s3:GetObjectVersion", "arn:aws:s3:::pf-uploads/originals/*"),
         ("s3:DeleteObjectVersion", "arn:aws:s3:::pf-uploads/originals/*"),
+        # The sweep aborts the multipart upload of an image that expired.
+        ("s3:AbortMultipartUpload", "arn:aws:s3:::pf-uploads/originals/*"),
         ("s3:ListBucket", "arn:aws:s3:::pf-uploads"),
         ("s3:ListBucketVersions", "arn:aws:s3:::pf-uploads"),
         ("s3:ListBucketVersions", "arn:aws:s3:::pf-renditions"),

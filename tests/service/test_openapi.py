@@ -79,6 +79,7 @@ def test_openapi_upload_ticket_is_discriminated_on_method(document: dict[str, An
         "mapping": {
             "POST": "#/components/schemas/PostUploadTicket",
             "PUT": "#/components/schemas/PutUploadTicket",
+            "MULTIPART": "#/components/schemas/MultipartUploadTicket",
         },
     }
 

@@ -66,7 +66,8 @@ locals {
     PICFORGE_DB_MAX_OVERFLOW         = tostring(local.worker_db_max_overflow)
     PICFORGE_QUEUE_URL               = aws_sqs_queue.images.url
     PICFORGE_WORKER_CONCURRENCY      = tostring(var.worker_concurrency)
-    PICFORGE_WORKER_RENDER_PROCESSES = tostring(max(1, floor(var.worker_cpu / 1024)))
+    PICFORGE_WORKER_RENDER_PROCESSES = tostring(local.worker_render_processes)
+    PICFORGE_RENDER_MEMORY_MB        = tostring(var.worker_render_memory_mb)
     PICFORGE_WORKER_DRAIN_S          = tostring(local.worker_drain_s)
     PICFORGE_WORKER_JOB_TIMEOUT_S    = tostring(local.worker_job_timeout_s)
     PICFORGE_WORKER_METRICS_PORT     = tostring(local.worker_metrics_port)

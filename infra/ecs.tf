@@ -40,6 +40,20 @@ resource "aws_ecs_task_definition" "api" {
   }
 }
 
+locals {
+  # One render process per vCPU (the code's default is the host's count, not the task's).
+  worker_render_processes = max(1, floor(var.worker_cpu / 1024))
+  # The worker process, its render processes' fork server, and the originals in flight: the
+  # worker with its children measured 254-286 MiB RSS in the soak (bench/README.md).
+  worker_process_memory_mb = 512
+  # Each render process is capped (RLIMIT_AS) at worker_render_memory_mb: together they must
+  # fit in the task, or the task, not one render, is what runs out of memory.
+  worker_memory_fits = (
+    local.worker_render_processes * var.worker_render_memory_mb + local.worker_process_memory_mb
+    <= var.worker_memory
+  )
+}
+
 resource "aws_ecs_task_definition" "worker" {
   family                   = "${local.name}-worker"
   requires_compatibilities = ["FARGATE"]
@@ -49,6 +63,13 @@ resource "aws_ecs_task_definition" "worker" {
   execution_role_arn       = aws_iam_role.execution.arn
   task_role_arn            = aws_iam_role.worker_task.arn
   container_definitions    = jsonencode([local.worker_container])
+
+  lifecycle {
+    precondition {
+      condition     = local.worker_memory_fits
+      error_message = "A worker task's render processes (one per vCPU) at worker_render_memory_mb each, plus the worker process itself (local.worker_process_memory_mb), need more than worker_memory: raise worker_memory or lower worker_render_memory_mb."
+    }
+  }
 
   runtime_platform {
     operating_system_family = "LINUX"

@@ -144,6 +144,16 @@ variable "worker_memory" {
   default     = 2048
 }
 
+variable "worker_render_memory_mb" {
+  type        = number
+  description = "Address-space cap (MiB) of each render process in a worker task (PICFORGE_RENDER_MEMORY_MB); quarantine's pixel limits follow from it."
+  default     = 1024
+  validation {
+    condition     = var.worker_render_memory_mb >= 256
+    error_message = "worker_render_memory_mb must be at least 256 (the worker refuses less)."
+  }
+}
+
 variable "worker_concurrency" {
   type        = number
   description = "Images one worker task processes at once (PICFORGE_WORKER_CONCURRENCY)."

@@ -17,8 +17,11 @@ api_max_count = 2
 worker_cpu         = 512
 worker_memory      = 1024
 worker_concurrency = 2
-worker_min_count   = 0
-worker_max_count   = 2
+# One render process in 1 GiB beside the worker: WebP and AVIF originals are held to fewer
+# pixels than in prod (worker/costs.py).
+worker_render_memory_mb = 512
+worker_min_count        = 0
+worker_max_count        = 2
 
 db_instance_class        = "db.t4g.micro"
 db_allocated_storage     = 20

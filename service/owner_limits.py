@@ -137,8 +137,8 @@ def limits_show(args: argparse.Namespace) -> None:
     )
     for row in report.limits:
         say(f"{row.name:<20} {row.value:>14}  {'override' if row.overridden else 'default'}")
-    say(f"{'awaiting-upload':<20} {report.awaiting_upload:>14}  in use")
-    say(f"{'stored-bytes':<20} {report.stored_bytes:>14}  in use")
+    say(f"{'awaiting-upload':<20} {report.awaiting_upload:>14}  used")
+    say(f"{'stored-bytes':<20} {report.stored_bytes:>14}  used")
 
 
 def limits_set(args: argparse.Namespace) -> None:

@@ -2,14 +2,18 @@
 
     uv run python bench/api.py [--seconds 8] [--connections 16] [--rounds 3]
                                [--baseline DIR]   # e.g. `git archive <commit> | tar -x -C DIR`
+                               [--limiter-off]    # this code with its limiter off, beside it
 
 Starts embedded PostgreSQL and the ministack emulator (the devstack helpers), migrates,
 provisions, makes an API key, then runs one `picforge serve` process (uvicorn) of this code
 on a loopback port, and with `--baseline` one of the code in DIR beside it, on the same
-database and emulator. This process is the load generator: an aiohttp loop of
-`--connections` keep-alive connections, each sending one request at a time, for a bounded time
-and count. Phases alternate between the servers, `--rounds` times, so the machine's other load
-falls on both alike. It measures:
+database and emulator; with `--limiter-off`, one more of this code with
+`PICFORGE_LIMITS_ENABLED=false`. This code's limiter runs with limits no create reaches
+(every create takes its token and checks both quotas, none is refused), so the difference
+between the two is what the limiter costs a create. This process is the load generator: an
+aiohttp loop of `--connections` keep-alive connections, each sending one request at a time,
+for a bounded time and count. Phases alternate between the servers, `--rounds` times, so the
+machine's other load falls on both alike. It measures:
 
   healthz  GET /healthz: no auth, no I/O, the floor every request pays on this machine
   create   POST /v1/images: the key lookup, the INSERT, a pre-signed POST (SigV4)
@@ -51,6 +55,15 @@ MAX_REQUESTS = 200_000  # a bound on top of the time bound
 WARMUP_S = 1.5
 TARGET_CPU_US = 1000.0
 TARGET_P99_MS = 25.0
+THIS_CODE = "this code"
+LIMITER_OFF = "this code, limiter off"
+# Limits the bench never reaches: the limiter does all its work and refuses nothing.
+UNREACHABLE_LIMITS = {
+    "PICFORGE_CREATE_RATE_PER_MINUTE": str(10**9),
+    "PICFORGE_CREATE_BURST": str(10**9),
+    "PICFORGE_MAX_AWAITING_UPLOAD": str(2**31 - 1),
+    "PICFORGE_MAX_STORED_BYTES": str(2**62),
+}
 
 
 @dataclass(frozen=True)
@@ -182,6 +195,11 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--rounds", type=int, default=3, help="phases per server, alternating")
     parser.add_argument("--baseline", type=Path, help="source tree of the version to compare")
+    parser.add_argument(
+        "--limiter-off",
+        action="store_true",
+        help="also run this code with PICFORGE_LIMITS_ENABLED=false: the limiter's cost",
+    )
     args = parser.parse_args()
     os.environ.update(EMULATOR_CREDENTIALS)
     os.environ["AWS_EC2_METADATA_DISABLED"] = "true"
@@ -200,14 +218,20 @@ def main() -> None:
             "PICFORGE_UPLOADS_BUCKET": provisioned.names.uploads_bucket,
             "PICFORGE_RENDITIONS_BUCKET": provisioned.names.renditions_bucket,
             "PICFORGE_QUEUE_URL": provisioned.queue_url,
+            **UNREACHABLE_LIMITS,
         }
-        sources: dict[str, Path | None] = {"this code": None}
+        sources: dict[str, tuple[Path | None, dict[str, str]]] = {THIS_CODE: (None, env)}
+        if args.limiter_off:
+            sources = {LIMITER_OFF: (None, {**env, "PICFORGE_LIMITS_ENABLED": "false"}), **sources}
         if args.baseline:
-            sources = {f"baseline ({args.baseline.name})": args.baseline.resolve(), **sources}
+            sources = {
+                f"baseline ({args.baseline.name})": (args.baseline.resolve(), env),
+                **sources,
+            }
         ports = {name: free_port() for name in sources}
         servers = {
-            name: stack.enter_context(running_api(env, ports[name], source))
-            for name, source in sources.items()
+            name: stack.enter_context(running_api(server_env, ports[name], source))
+            for name, (source, server_env) in sources.items()
         }
         headers = {"Authorization": f"Bearer {key}"}
         healthz: dict[str, list[Result]] = {name: [] for name in servers}
@@ -249,7 +273,7 @@ def main() -> None:
         print(f"{name}: {healthz[name][0].line()}")
     for name in servers:
         print(summary(name, create[name]))
-    mine = create["this code"]
+    mine = create[THIS_CODE]
     cpu, p99 = median(mine, lambda r: r.server_cpu_us), median(mine, lambda r: r.percentile(99))
     print(
         f"API CPU per create {cpu:.0f} us (target <= {TARGET_CPU_US:.0f} us: "
@@ -260,9 +284,21 @@ def main() -> None:
         f"{'met' if p99 < TARGET_P99_MS else 'NOT met'})"
     )
     for name in servers:
-        if name != "this code":
+        if name != THIS_CODE:
             base = median(create[name], lambda r: r.server_cpu_us)
             print(f"API CPU per create: this code / {name} = {cpu / base:.2f}x")
+    if args.limiter_off:
+        off = create[LIMITER_OFF]
+        for label, value in [
+            ("API CPU", lambda r: r.server_cpu_us),
+            ("p50", lambda r: r.percentile(50)),
+            ("p99", lambda r: r.percentile(99)),
+        ]:
+            ratios = sorted(value(on) / value(o) for on, o in zip(mine, off, strict=True))
+            print(
+                f"limiter on / off, {label} per create: median {ratios[len(ratios) // 2]:.2f}x "
+                f"(rounds {', '.join(f'{r:.2f}' for r in ratios)})"
+            )
 
 
 if __name__ == "__main__":

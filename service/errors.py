@@ -138,6 +138,7 @@ class TooManyRequests(PicforgeError):
     `RateLimit`)."""
 
     status_code = 429
+    code = "create_rate_limited"  # each refusal names its own (service.limits)
     title = "Too many requests"
 
     def __init__(self, detail: str, *, code: str, limit: str, headers: Mapping[str, str]) -> None:

@@ -20,19 +20,7 @@ from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import TYPE_CHECKING, Literal
 
-from sqlalchemy import (
-    CTE,
-    FromClause,
-    Insert,
-    delete,
-    func,
-    insert,
-    literal,
-    or_,
-    select,
-    tuple_,
-    update,
-)
+from sqlalchemy import delete, func, insert, literal, or_, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as upsert
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -52,12 +40,13 @@ from service.errors import (
 from service.jobs import reprocess_message
 from service.keys import UNKNOWN_KEY, ParsedKey, active_key_owner, require_owner
 from service.limits import (
+    CREATE_WITHIN_LIMITS,
     Limits,
     Rate,
     UsageMissing,
     charge_create,
     charge_reprocess,
-    create_charge,
+    create_parameters,
     ensure_usage,
     read_create_charge,
 )
@@ -223,17 +212,7 @@ async def insert_image(statements: AsyncEngine, *, key: ParsedKey, upload: Uploa
     """A plain create: one INSERT, in autocommit, whose row comes from the key's own query
     (`keys.active_key_owner`), so an unknown or revoked key inserts nothing. One round trip."""
     image = new_image(owner="", upload=upload)
-    statement = image_insert(image, active_key_owner(key).subquery())
-    async with statements.connect() as connection:
-        inserted = (await connection.execute(statement)).one_or_none()
-    if inserted is None:
-        raise Unauthorized(UNKNOWN_KEY)
-    image.owner, image.created_at, image.updated_at = inserted
-    return image
-
-
-def image_insert(image: Image, owner: FromClause) -> Insert:
-    """INSERT `image` with the owner `owner`'s one row names (no row: no INSERT)."""
+    owner = active_key_owner(key).subquery()
     row = select(
         literal(image.id, Image.id.type),
         owner.c.owner,
@@ -242,11 +221,17 @@ def image_insert(image: Image, owner: FromClause) -> Insert:
         literal(image.content_type, Image.content_type.type),
         literal(image.size_bytes, Image.size_bytes.type),
     )
-    return (
+    statement = (
         insert(Image)
         .from_select(INSERTED_COLUMNS, row)
         .returning(Image.owner, Image.created_at, Image.updated_at)
     )
+    async with statements.connect() as connection:
+        inserted = (await connection.execute(statement)).one_or_none()
+    if inserted is None:
+        raise Unauthorized(UNKNOWN_KEY)
+    image.owner, image.created_at, image.updated_at = inserted
+    return image
 
 
 INSERTED_COLUMNS = ["id", "owner", "status", "filename", "content_type", "size_bytes"]
@@ -255,25 +240,20 @@ INSERTED_COLUMNS = ["id", "owner", "status", "filename", "content_type", "size_b
 async def insert_image_within_limits(
     statements: AsyncEngine, *, key: ParsedKey, upload: Upload, limits: Limits
 ) -> tuple[Image, Rate]:
-    """`insert_image`, guarded by the owner's limits in the same statement (`service.limits`):
-    still one round trip, refused or not; two the first time an owner creates anything."""
+    """`insert_image`, guarded by the owner's limits in the same statement
+    (`service.limits.CREATE_WITHIN_LIMITS`): still one round trip, refused or not; two the
+    first time an owner creates anything."""
     image = new_image(owner="", upload=upload)
-
-    def insert_from(spent: CTE) -> Insert:
-        return image_insert(image, spent)
-
-    statement = create_charge(
-        active_key_owner(key), limits, size_bytes=upload.size_bytes, insert_from=insert_from
-    )
+    parameters = create_parameters(key, image, limits)
     async with statements.connect() as connection:
-        row = (await connection.execute(statement)).one_or_none()
+        row = (await connection.execute(CREATE_WITHIN_LIMITS, parameters)).one_or_none()
         if row is None:
             raise Unauthorized(UNKNOWN_KEY)
         try:
             rate = read_create_charge(row, size_bytes=upload.size_bytes)
         except UsageMissing:
             await ensure_usage(connection, row.owner)
-            row = (await connection.execute(statement)).one()
+            row = (await connection.execute(CREATE_WITHIN_LIMITS, parameters)).one()
             rate = read_create_charge(row, size_bytes=upload.size_bytes)
     image.owner, image.created_at, image.updated_at = row.owner, row.created_at, row.updated_at
     return image, rate

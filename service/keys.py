@@ -25,7 +25,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Select, func, select, update
+from sqlalchemy import Select, bindparam, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -99,6 +99,19 @@ def active_key_owner(key: ParsedKey) -> Select[str]:
         ApiKey.secret_sha256 == hash_secret(key.secret),
         ApiKey.revoked_at.is_(None),
     )
+
+
+# `active_key_owner` as one statement built once, for statements built once around it
+# (`service.limits`): its parameters are `key_parameters(key)`.
+ACTIVE_KEY_OWNER = select(ApiKey.owner).where(
+    ApiKey.id == bindparam("key_id", type_=ApiKey.id.type),
+    ApiKey.secret_sha256 == bindparam("secret_sha256", type_=ApiKey.secret_sha256.type),
+    ApiKey.revoked_at.is_(None),
+)
+
+
+def key_parameters(key: ParsedKey) -> dict[str, str | bytes]:
+    return {"key_id": key.key_id, "secret_sha256": hash_secret(key.secret)}
 
 
 async def authenticate(statements: AsyncEngine, key: ParsedKey) -> str | None:

@@ -27,22 +27,25 @@ of a quota.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import (
-    CTE,
+    BigInteger,
+    BindParameter,
     ColumnElement,
     Float,
-    Insert,
+    Integer,
     Interval,
     Row,
     Select,
     String,
+    Update,
+    bindparam,
     extract,
     func,
-    literal,
+    insert,
+    literal_column,
     select,
     true,
     update,
@@ -52,7 +55,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from service.config import LimitSettings
 from service.errors import TooManyRequests
-from service.models import OwnerLimits, OwnerUsage
+from service.keys import ACTIVE_KEY_OWNER, ParsedKey, key_parameters
+from service.models import Image, OwnerLimits, OwnerUsage
 
 WINDOW_S = 60
 
@@ -121,8 +125,9 @@ class UsageMissing(Exception):
 
 def interval_of(per_minute: Any, times: Any = 1) -> Any:
     """`times` emission intervals of a rate, as an SQL interval."""
-    seconds = literal(float(WINDOW_S), Float) * times / per_minute
-    return func.make_interval(0, 0, 0, 0, 0, 0, seconds, type_=Interval)
+    seconds = literal_column(f"{WINDOW_S}.0", Float) * times / per_minute
+    zero = literal_column("0", Integer)
+    return func.make_interval(zero, zero, zero, zero, zero, zero, seconds, type_=Interval)
 
 
 def backlog_s(tat: Any) -> Any:
@@ -136,33 +141,31 @@ def gcra(tat: Any, per_minute: Any, burst: Any) -> tuple[ColumnElement[Any], Col
     return next_tat, next_tat <= func.now() + interval_of(per_minute, burst)
 
 
-def create_charge(
-    owners: Select[Any],
-    limits: Limits,
-    *,
-    size_bytes: int,
-    insert_from: Callable[[CTE], Insert] | None = None,
-) -> Select[Any]:
+def create_charge(owners: Select[Any], *, with_insert: bool) -> Select[Any]:
     """One statement: take a create token from the owner (the one row of `owners`, if any)
-    when both quotas also have room for `size_bytes`, and then, given `insert_from`, INSERT
-    the image from what the UPDATE returned. Its one row (none: no owner) is what
-    `read_create_charge` reads."""
+    when both quotas also have room for `:size_bytes`, and then, `with_insert`, INSERT the
+    image from what the UPDATE returned. Its one row (none: no owner) is what
+    `read_create_charge` reads. Built once, with bind parameters (`create_parameters`), so a
+    request pays neither building nor compiling it."""
     owner = owners.cte("key_owner")
     policy = (
         select(
             owner.c.owner,
-            func.coalesce(OwnerLimits.create_rate_per_minute, limits.create_rate_per_minute).label(
+            func.coalesce(OwnerLimits.create_rate_per_minute, parameter("create_rate")).label(
                 "rate"
             ),
-            func.coalesce(OwnerLimits.create_burst, limits.create_burst).label("burst"),
-            func.coalesce(OwnerLimits.max_awaiting_upload, limits.max_awaiting_upload).label(
+            func.coalesce(OwnerLimits.create_burst, parameter("create_burst")).label("burst"),
+            func.coalesce(OwnerLimits.max_awaiting_upload, parameter("max_awaiting")).label(
                 "max_awaiting"
             ),
-            func.coalesce(OwnerLimits.max_stored_bytes, limits.max_stored_bytes).label("max_bytes"),
+            func.coalesce(OwnerLimits.max_stored_bytes, parameter("max_bytes", BigInteger)).label(
+                "max_bytes"
+            ),
         )
         .select_from(owner.outerjoin(OwnerLimits, OwnerLimits.owner == owner.c.owner))
         .cte("policy")
     )
+    size_bytes = parameter("size_bytes", BigInteger)
     next_tat, allowed = gcra(OwnerUsage.creates_tat, policy.c.rate, policy.c.burst)
     spent = (
         update(OwnerUsage)
@@ -195,11 +198,59 @@ def create_charge(
         spent.c.backlog_s.label("backlog_after_s"),
     ]
     joined = policy.outerjoin(usage, true()).outerjoin(spent, true())
-    if insert_from is not None:
-        inserted = insert_from(spent).cte("inserted")
+    if with_insert:
+        row = select(
+            parameter("image_id", Image.id.type),
+            spent.c.owner,
+            parameter("status", Image.status.type),
+            parameter("filename", Image.filename.type),
+            parameter("content_type", Image.content_type.type),
+            size_bytes,
+        )
+        inserted = (
+            insert(Image)
+            .from_select(["id", "owner", "status", "filename", "content_type", "size_bytes"], row)
+            .returning(Image.created_at, Image.updated_at)
+            .cte("inserted")
+        )
         columns += [inserted.c.created_at, inserted.c.updated_at]
         joined = joined.outerjoin(inserted, true())
     return select(*columns).select_from(joined)
+
+
+def parameter(name: str, type_: Any = Integer) -> BindParameter[Any]:
+    return bindparam(name, type_=type_)
+
+
+def limit_parameters(limits: Limits) -> dict[str, int]:
+    return {
+        "create_rate": limits.create_rate_per_minute,
+        "create_burst": limits.create_burst,
+        "max_awaiting": limits.max_awaiting_upload,
+        "max_bytes": limits.max_stored_bytes,
+    }
+
+
+def create_parameters(key: ParsedKey, image: Image, limits: Limits) -> dict[str, Any]:
+    """The parameters of `CREATE_WITHIN_LIMITS` for `image`, made with `key`."""
+    return {
+        **key_parameters(key),
+        **limit_parameters(limits),
+        "image_id": image.id,
+        "status": image.status,
+        "filename": image.filename,
+        "content_type": image.content_type,
+        "size_bytes": image.size_bytes,
+    }
+
+
+# The plain create's statement: the key's owner, charged, then the INSERT.
+CREATE_WITHIN_LIMITS = create_charge(ACTIVE_KEY_OWNER, with_insert=True)
+# The charge alone, of a known `:charged_owner` (the create with an Idempotency-Key inserts the
+# image itself). A parameter named as a column the UPDATE sets would be taken for its value.
+CHARGE_CREATE = create_charge(
+    select(parameter("charged_owner", String).label("owner")), with_insert=False
+)
 
 
 def read_create_charge(row: Row[Any], *, size_bytes: int) -> Rate:
@@ -244,42 +295,49 @@ async def charge_create(
 ) -> Rate:
     """Take a create token inside the caller's transaction (the create with an
     `Idempotency-Key`): its rollback gives the token back. TooManyRequests when refused."""
-    owners = select(literal(owner, String).label("owner"))
-    statement = create_charge(owners, limits, size_bytes=size_bytes)
+    parameters = {"charged_owner": owner, "size_bytes": size_bytes, **limit_parameters(limits)}
     try:
-        return read_create_charge((await session.execute(statement)).one(), size_bytes=size_bytes)
+        row = (await session.execute(CHARGE_CREATE, parameters)).one()
+        return read_create_charge(row, size_bytes=size_bytes)
     except UsageMissing:
         await ensure_usage(session, owner)
-        return read_create_charge((await session.execute(statement)).one(), size_bytes=size_bytes)
+        row = (await session.execute(CHARGE_CREATE, parameters)).one()
+        return read_create_charge(row, size_bytes=size_bytes)
+
+
+def reprocess_statements() -> tuple[Update, Select[Any]]:
+    """The reprocess charge of `:charged_owner`, and the read of its state after a refusal."""
+    owner = parameter("charged_owner", String)
+    per_minute = func.coalesce(
+        select(OwnerLimits.reprocess_rate_per_minute)
+        .where(OwnerLimits.owner == owner)
+        .scalar_subquery(),
+        parameter("reprocess_rate"),
+    )
+    next_tat, allowed = gcra(OwnerUsage.reprocesses_tat, per_minute, per_minute)
+    charge = (
+        update(OwnerUsage)
+        .where(OwnerUsage.owner == owner, allowed)
+        .values(reprocesses_tat=next_tat)
+        .returning(per_minute, backlog_s(OwnerUsage.reprocesses_tat))
+    )
+    state = select(per_minute, backlog_s(OwnerUsage.reprocesses_tat)).where(
+        OwnerUsage.owner == owner
+    )
+    return charge, state
+
+
+CHARGE_REPROCESS, REPROCESS_STATE = reprocess_statements()
 
 
 async def charge_reprocess(session: AsyncSession, *, owner: str, limits: Limits) -> Rate:
     """Take a reprocess token inside the caller's transaction (the one that queues the job).
     The owner has a usage row: it has an image."""
-    per_minute = func.coalesce(
-        select(OwnerLimits.reprocess_rate_per_minute)
-        .where(OwnerLimits.owner == owner)
-        .scalar_subquery(),
-        limits.reprocess_rate_per_minute,
-    )
-    next_tat, allowed = gcra(OwnerUsage.reprocesses_tat, per_minute, per_minute)
-    charged = (
-        await session.execute(
-            update(OwnerUsage)
-            .where(OwnerUsage.owner == owner, allowed)
-            .values(reprocesses_tat=next_tat)
-            .returning(per_minute, backlog_s(OwnerUsage.reprocesses_tat))
-        )
-    ).one_or_none()
+    parameters = {"charged_owner": owner, "reprocess_rate": limits.reprocess_rate_per_minute}
+    charged = (await session.execute(CHARGE_REPROCESS, parameters)).one_or_none()
     if charged is not None:
         return Rate("reprocesses", charged[0], charged[0], float(charged[1]))
-    state = (
-        await session.execute(
-            select(per_minute, backlog_s(OwnerUsage.reprocesses_tat)).where(
-                OwnerUsage.owner == owner
-            )
-        )
-    ).one()
+    state = (await session.execute(REPROCESS_STATE, parameters)).one()
     rate = Rate("reprocesses", state[0], state[0], float(state[1]))
     raise rate.refusal(
         "reprocess_rate_limited",

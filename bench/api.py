@@ -39,7 +39,10 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import asyncpg  # type: ignore[import-untyped]
 from alembic import command
+from sqlalchemy import BigInteger, Insert, Select, bindparam, insert, select
+from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from devstack.emulator import EMULATOR_CREDENTIALS, Emulator
@@ -48,7 +51,11 @@ from devstack.postgres import EmbeddedPostgres
 from devstack.provision import provision
 from service.config import DatabaseSettings
 from service.db import alembic_config, create_sessionmaker
-from service.keys import create_key
+from service.images import INSERTED_COLUMNS, new_image
+from service.images import Upload as DeclaredUpload
+from service.keys import ACTIVE_KEY_OWNER, create_key, parse_key
+from service.limits import CREATE_WITHIN_LIMITS, Limits, create_parameters
+from service.models import Image
 
 CREATE_BODY = {"filename": "bench.jpg", "content_type": "image/jpeg", "size_bytes": 123456}
 MAX_REQUESTS = 200_000  # a bound on top of the time bound
@@ -174,6 +181,65 @@ def running_api(
         api.wait(15)
 
 
+def plain_create() -> Insert:
+    """The create's INSERT without the limiter (`service.images.insert_image`), with bind
+    parameters as the guarded one (`service.limits.CREATE_WITHIN_LIMITS`) has them."""
+    owner = ACTIVE_KEY_OWNER.subquery()
+    row = select(
+        bindparam("image_id", type_=Image.id.type),
+        owner.c.owner,
+        bindparam("status", type_=Image.status.type),
+        bindparam("filename", type_=Image.filename.type),
+        bindparam("content_type", type_=Image.content_type.type),
+        bindparam("size_bytes", type_=BigInteger),
+    )
+    return insert(Image).from_select(INSERTED_COLUMNS, row).returning(Image.owner)
+
+
+async def statement_cost(database_url: str, key: str, *, rounds: int, count: int = 400) -> None:
+    """Each create statement alone, one at a time on one asyncpg connection, alternating: what
+    the limiter costs the database (and the round trip), without the API's Python around it."""
+    statements: dict[str, Insert | Select[Any]] = {
+        "INSERT alone": plain_create(),
+        "INSERT with limiter": CREATE_WITHIN_LIMITS,
+    }
+    compiled = {name: s.compile(dialect=asyncpg_dialect()) for name, s in statements.items()}
+    limits = Limits(10**9, 10**9, 1, 2**31 - 1, 2**62)
+    parsed = parse_key(key)
+    timings: dict[str, list[float]] = {name: [] for name in statements}
+    connection = await asyncpg.connect(database_url)
+    try:
+        prepared = {name: await connection.prepare(str(c)) for name, c in compiled.items()}
+        for _ in range(rounds):
+            for name, statement in prepared.items():
+                order = compiled[name].positiontup or []
+                started = time.perf_counter()
+                for _ in range(count):
+                    image = new_image(owner="", upload=DeclaredUpload("b.jpg", "image/jpeg", 9))
+                    values = {**compiled[name].params, **create_parameters(parsed, image, limits)}
+                    await statement.fetch(*(values[p] for p in order))
+                timings[name].append((time.perf_counter() - started) / count * 1e6)
+    finally:
+        await connection.close()
+    plain, guarded = (sorted(t)[len(t) // 2] for t in timings.values())
+    for name, values in timings.items():
+        print(f"{name:<20} {sorted(values)[len(values) // 2]:6.0f} us/statement (one at a time)")
+    print(f"statement with limiter / alone = {guarded / plain:.2f}x")
+
+
+def print_limiter_cost(on: list[Result], off: list[Result]) -> None:
+    for label, value in [
+        ("API CPU", lambda r: r.server_cpu_us),
+        ("p50", lambda r: r.percentile(50)),
+        ("p99", lambda r: r.percentile(99)),
+    ]:
+        ratios = sorted(value(a) / value(b) for a, b in zip(on, off, strict=True))
+        print(
+            f"limiter on / off, {label} per create: median {ratios[len(ratios) // 2]:.2f}x "
+            f"(rounds {', '.join(f'{r:.2f}' for r in ratios)})"
+        )
+
+
 def median(results: list[Result], value: Callable[[Result], float]) -> float:
     return sorted(value(result) for result in results)[len(results) // 2]
 
@@ -267,6 +333,8 @@ def main() -> None:
                     )
                 )
                 print(f"round {round_ + 1} {name}: {create[name][-1].line()}", flush=True)
+        if args.limiter_off:
+            asyncio.run(statement_cost(postgres.url, key, rounds=args.rounds))
 
     print(f"\n{args.connections} connections, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}")
     for name in servers:
@@ -288,17 +356,7 @@ def main() -> None:
             base = median(create[name], lambda r: r.server_cpu_us)
             print(f"API CPU per create: this code / {name} = {cpu / base:.2f}x")
     if args.limiter_off:
-        off = create[LIMITER_OFF]
-        for label, value in [
-            ("API CPU", lambda r: r.server_cpu_us),
-            ("p50", lambda r: r.percentile(50)),
-            ("p99", lambda r: r.percentile(99)),
-        ]:
-            ratios = sorted(value(on) / value(o) for on, o in zip(mine, off, strict=True))
-            print(
-                f"limiter on / off, {label} per create: median {ratios[len(ratios) // 2]:.2f}x "
-                f"(rounds {', '.join(f'{r:.2f}' for r in ratios)})"
-            )
+        print_limiter_cost(mine, create[LIMITER_OFF])
 
 
 if __name__ == "__main__":

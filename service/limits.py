@@ -123,11 +123,15 @@ class UsageMissing(Exception):
     """The owner has no usage row yet (no image so far): make it, then charge again."""
 
 
-def interval_of(per_minute: Any, times: Any = 1) -> Any:
-    """`times` emission intervals of a rate, as an SQL interval."""
-    seconds = literal_column(f"{WINDOW_S}.0", Float) * times / per_minute
+def interval_of(per_minute: Any, times: Any = None) -> Any:
+    """One emission interval of a rate (or `times` of them), as an SQL interval."""
+    seconds = literal_column(f"{WINDOW_S}.0", Float)
+    if times is not None:
+        seconds = seconds * times
     zero = literal_column("0", Integer)
-    return func.make_interval(zero, zero, zero, zero, zero, zero, seconds, type_=Interval)
+    return func.make_interval(
+        zero, zero, zero, zero, zero, zero, seconds / per_minute, type_=Interval
+    )
 
 
 def backlog_s(tat: Any) -> Any:

@@ -57,9 +57,9 @@ async def usage(db: AsyncEngine) -> tuple[int, int]:
 async def test_create_burst_is_refused_with_a_retry_after_that_works(
     api_settings: ApiSettings, make_key: KeyMaker
 ) -> None:
-    # One create a second, three at once.
+    # One create every 3 s, three at once.
     async with limited_client(
-        api_settings, make_key, create_rate_per_minute=60, create_burst=3
+        api_settings, make_key, create_rate_per_minute=20, create_burst=3
     ) as http:
         burst = [await create(http) for _ in range(3)]
         refused = await create(http)
@@ -68,16 +68,16 @@ async def test_create_burst_is_refused_with_a_retry_after_that_works(
 
     assert [r.status_code for r in burst] == [201] * 3
     assert [r.headers["RateLimit"] for r in burst] == [
-        '"creates";r=2;t=1',
-        '"creates";r=1;t=2',
-        '"creates";r=0;t=3',
+        '"creates";r=2;t=3',
+        '"creates";r=1;t=6',
+        '"creates";r=0;t=9',
     ]
-    assert burst[0].headers["RateLimit-Policy"] == '"creates";q=60;w=60'
+    assert burst[0].headers["RateLimit-Policy"] == '"creates";q=20;w=60'
     assert refused.status_code == 429
     assert refused.headers["content-type"] == "application/problem+json"
     assert refused.json()["code"] == "create_rate_limited"
     assert refused.json()["limit"] == "creates"
-    assert refused.headers["Retry-After"] == "1"
+    assert refused.headers["Retry-After"] == "3"
     assert refused.headers["RateLimit"].startswith('"creates";r=0;')
     assert after_waiting.status_code == 201, after_waiting.text
 
@@ -148,6 +148,12 @@ async def test_stored_bytes_count_renditions_and_free_them_on_delete(
     await add_rendition(db, s3, api_settings, image["id"], "thumb")  # 12 bytes each
     await add_rendition(db, s3, api_settings, image["id"], "small")
     assert await usage(db) == (0, 1024)
+    # The worker's upsert of a rendition rendered anew, at another size.
+    async with db.begin() as connection:
+        await connection.execute(
+            text("UPDATE renditions SET size_bytes = 112 WHERE name = 'thumb'")
+        )
+    assert await usage(db) == (0, 1124)
 
     assert (await client.delete(f"/v1/images/{image['id']}")).status_code == 204
 

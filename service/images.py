@@ -175,17 +175,8 @@ async def create_image(
     except (UnsupportedContentType, FileTooLarge):
         await require_owner(statements, key)
         raise
-    rate = None
-    if idempotency_key is None and limits is None:
-        image = await insert_image(statements, key=key, upload=upload)
-        replayed = False
-    elif idempotency_key is None:
-        assert limits is not None
-        image, rate = await insert_image_within_limits(
-            statements, key=key, upload=upload, limits=limits
-        )
-        replayed = False
-    else:
+    rate, replayed = None, False
+    if idempotency_key is not None:
         owner = await require_owner(statements, key)
         async with sessions() as session:
             await forget_expired_idempotency_key(
@@ -194,6 +185,12 @@ async def create_image(
             image, replayed, rate = await create_image_idempotently(
                 session, owner=owner, upload=upload, idempotency_key=idempotency_key, limits=limits
             )
+    elif limits is None:
+        image = await insert_image(statements, key=key, upload=upload)
+    else:
+        image, rate = await insert_image_within_limits(
+            statements, key=key, upload=upload, limits=limits
+        )
     lifetime_s = replayed_ticket_lifetime_s(image, tickets) if replayed else None
     ticket = await tickets.sign(image.id, upload, expires_s=lifetime_s)
     return CreatedImage(image=image, ticket=ticket, replayed=replayed, rate=rate)

@@ -2,14 +2,18 @@
 
     uv run python bench/api.py [--seconds 8] [--connections 16] [--rounds 3]
                                [--baseline DIR]   # e.g. `git archive <commit> | tar -x -C DIR`
+                               [--limiter-off]    # this code with its limiter off, beside it
 
 Starts embedded PostgreSQL and the ministack emulator (the devstack helpers), migrates,
 provisions, makes an API key, then runs one `picforge serve` process (uvicorn) of this code
 on a loopback port, and with `--baseline` one of the code in DIR beside it, on the same
-database and emulator. This process is the load generator: an aiohttp loop of
-`--connections` keep-alive connections, each sending one request at a time, for a bounded time
-and count. Phases alternate between the servers, `--rounds` times, so the machine's other load
-falls on both alike. It measures:
+database and emulator; with `--limiter-off`, one more of this code with
+`PICFORGE_LIMITS_ENABLED=false`. This code's limiter runs with limits no create reaches
+(every create takes its token and checks both quotas, none is refused), so the difference
+between the two is what the limiter costs a create. This process is the load generator: an
+aiohttp loop of `--connections` keep-alive connections, each sending one request at a time,
+for a bounded time and count. Phases alternate between the servers, `--rounds` times, so the
+machine's other load falls on both alike. It measures:
 
   healthz  GET /healthz: no auth, no I/O, the floor every request pays on this machine
   create   POST /v1/images: the key lookup, the INSERT, a pre-signed POST (SigV4)
@@ -35,7 +39,10 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import asyncpg  # type: ignore[import-untyped]
 from alembic import command
+from sqlalchemy import BigInteger, Insert, Select, bindparam, insert, select
+from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from devstack.emulator import EMULATOR_CREDENTIALS, Emulator
@@ -44,13 +51,26 @@ from devstack.postgres import EmbeddedPostgres
 from devstack.provision import provision
 from service.config import DatabaseSettings
 from service.db import alembic_config, create_sessionmaker
-from service.keys import create_key
+from service.images import INSERTED_COLUMNS, new_image
+from service.images import Upload as DeclaredUpload
+from service.keys import ACTIVE_KEY_OWNER, create_key, parse_key
+from service.limits import CREATE_WITHIN_LIMITS, Limits, create_parameters
+from service.models import Image
 
 CREATE_BODY = {"filename": "bench.jpg", "content_type": "image/jpeg", "size_bytes": 123456}
 MAX_REQUESTS = 200_000  # a bound on top of the time bound
 WARMUP_S = 1.5
 TARGET_CPU_US = 1000.0
 TARGET_P99_MS = 25.0
+THIS_CODE = "this code"
+LIMITER_OFF = "this code, limiter off"
+# Limits the bench never reaches: the limiter does all its work and refuses nothing.
+UNREACHABLE_LIMITS = {
+    "PICFORGE_CREATE_RATE_PER_MINUTE": str(10**9),
+    "PICFORGE_CREATE_BURST": str(10**9),
+    "PICFORGE_MAX_AWAITING_UPLOAD": str(2**31 - 1),
+    "PICFORGE_MAX_STORED_BYTES": str(2**62),
+}
 
 
 @dataclass(frozen=True)
@@ -161,6 +181,65 @@ def running_api(
         api.wait(15)
 
 
+def plain_create() -> Insert:
+    """The create's INSERT without the limiter (`service.images.insert_image`), with bind
+    parameters as the guarded one (`service.limits.CREATE_WITHIN_LIMITS`) has them."""
+    owner = ACTIVE_KEY_OWNER.subquery()
+    row = select(
+        bindparam("image_id", type_=Image.id.type),
+        owner.c.owner,
+        bindparam("status", type_=Image.status.type),
+        bindparam("filename", type_=Image.filename.type),
+        bindparam("content_type", type_=Image.content_type.type),
+        bindparam("size_bytes", type_=BigInteger),
+    )
+    return insert(Image).from_select(INSERTED_COLUMNS, row).returning(Image.owner)
+
+
+async def statement_cost(database_url: str, key: str, *, rounds: int, count: int = 400) -> None:
+    """Each create statement alone, one at a time on one asyncpg connection, alternating: what
+    the limiter costs the database (and the round trip), without the API's Python around it."""
+    statements: dict[str, Insert | Select[Any]] = {
+        "INSERT alone": plain_create(),
+        "INSERT with limiter": CREATE_WITHIN_LIMITS,
+    }
+    compiled = {name: s.compile(dialect=asyncpg_dialect()) for name, s in statements.items()}
+    limits = Limits(10**9, 10**9, 1, 2**31 - 1, 2**62)
+    parsed = parse_key(key)
+    timings: dict[str, list[float]] = {name: [] for name in statements}
+    connection = await asyncpg.connect(database_url)
+    try:
+        prepared = {name: await connection.prepare(str(c)) for name, c in compiled.items()}
+        for _ in range(rounds):
+            for name, statement in prepared.items():
+                order = compiled[name].positiontup or []
+                started = time.perf_counter()
+                for _ in range(count):
+                    image = new_image(owner="", upload=DeclaredUpload("b.jpg", "image/jpeg", 9))
+                    values = {**compiled[name].params, **create_parameters(parsed, image, limits)}
+                    await statement.fetch(*(values[p] for p in order))
+                timings[name].append((time.perf_counter() - started) / count * 1e6)
+    finally:
+        await connection.close()
+    plain, guarded = (sorted(t)[len(t) // 2] for t in timings.values())
+    for name, values in timings.items():
+        print(f"{name:<20} {sorted(values)[len(values) // 2]:6.0f} us/statement (one at a time)")
+    print(f"statement with limiter / alone = {guarded / plain:.2f}x")
+
+
+def print_limiter_cost(on: list[Result], off: list[Result]) -> None:
+    for label, value in [
+        ("API CPU", lambda r: r.server_cpu_us),
+        ("p50", lambda r: r.percentile(50)),
+        ("p99", lambda r: r.percentile(99)),
+    ]:
+        ratios = sorted(value(a) / value(b) for a, b in zip(on, off, strict=True))
+        print(
+            f"limiter on / off, {label} per create: median {ratios[len(ratios) // 2]:.2f}x "
+            f"(rounds {', '.join(f'{r:.2f}' for r in ratios)})"
+        )
+
+
 def median(results: list[Result], value: Callable[[Result], float]) -> float:
     return sorted(value(result) for result in results)[len(results) // 2]
 
@@ -182,6 +261,11 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--rounds", type=int, default=3, help="phases per server, alternating")
     parser.add_argument("--baseline", type=Path, help="source tree of the version to compare")
+    parser.add_argument(
+        "--limiter-off",
+        action="store_true",
+        help="also run this code with PICFORGE_LIMITS_ENABLED=false: the limiter's cost",
+    )
     args = parser.parse_args()
     os.environ.update(EMULATOR_CREDENTIALS)
     os.environ["AWS_EC2_METADATA_DISABLED"] = "true"
@@ -200,14 +284,20 @@ def main() -> None:
             "PICFORGE_UPLOADS_BUCKET": provisioned.names.uploads_bucket,
             "PICFORGE_RENDITIONS_BUCKET": provisioned.names.renditions_bucket,
             "PICFORGE_QUEUE_URL": provisioned.queue_url,
+            **UNREACHABLE_LIMITS,
         }
-        sources: dict[str, Path | None] = {"this code": None}
+        sources: dict[str, tuple[Path | None, dict[str, str]]] = {THIS_CODE: (None, env)}
+        if args.limiter_off:
+            sources = {LIMITER_OFF: (None, {**env, "PICFORGE_LIMITS_ENABLED": "false"}), **sources}
         if args.baseline:
-            sources = {f"baseline ({args.baseline.name})": args.baseline.resolve(), **sources}
+            sources = {
+                f"baseline ({args.baseline.name})": (args.baseline.resolve(), env),
+                **sources,
+            }
         ports = {name: free_port() for name in sources}
         servers = {
-            name: stack.enter_context(running_api(env, ports[name], source))
-            for name, source in sources.items()
+            name: stack.enter_context(running_api(server_env, ports[name], source))
+            for name, (source, server_env) in sources.items()
         }
         headers = {"Authorization": f"Bearer {key}"}
         healthz: dict[str, list[Result]] = {name: [] for name in servers}
@@ -243,13 +333,15 @@ def main() -> None:
                     )
                 )
                 print(f"round {round_ + 1} {name}: {create[name][-1].line()}", flush=True)
+        if args.limiter_off:
+            asyncio.run(statement_cost(postgres.url, key, rounds=args.rounds))
 
     print(f"\n{args.connections} connections, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}")
     for name in servers:
         print(f"{name}: {healthz[name][0].line()}")
     for name in servers:
         print(summary(name, create[name]))
-    mine = create["this code"]
+    mine = create[THIS_CODE]
     cpu, p99 = median(mine, lambda r: r.server_cpu_us), median(mine, lambda r: r.percentile(99))
     print(
         f"API CPU per create {cpu:.0f} us (target <= {TARGET_CPU_US:.0f} us: "
@@ -260,9 +352,11 @@ def main() -> None:
         f"{'met' if p99 < TARGET_P99_MS else 'NOT met'})"
     )
     for name in servers:
-        if name != "this code":
+        if name != THIS_CODE:
             base = median(create[name], lambda r: r.server_cpu_us)
             print(f"API CPU per create: this code / {name} = {cpu / base:.2f}x")
+    if args.limiter_off:
+        print_limiter_cost(mine, create[LIMITER_OFF])
 
 
 if __name__ == "__main__":

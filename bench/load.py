@@ -244,6 +244,10 @@ def start_stack(port: int, key: str, log_path: Path) -> subprocess.Popen[bytes]:
         "PICFORGE_DEV_PORT": str(port),
         "PICFORGE_DEV_API_KEY": key,
         "PICFORGE_WORKER_METRICS_PORT": str(free_port()),
+        # The load is one owner's: it measures the pipeline, not the per-owner limits.
+        "PICFORGE_CREATE_RATE_PER_MINUTE": str(10**6),
+        "PICFORGE_CREATE_BURST": str(10**4),
+        "PICFORGE_MAX_AWAITING_UPLOAD": str(10**6),
     }
     with open(log_path, "wb") as log:
         stack = subprocess.Popen(

@@ -6,6 +6,7 @@ whose `ImageCreate` schema states this deployment's accepted types and size limi
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 from dataclasses import dataclass
@@ -18,6 +19,8 @@ from service.keys import InvalidKey, parse_key
 
 DEFAULT_API_URL = "http://127.0.0.1:8000"
 DEFAULT_MAX_UPLOAD_BYTES = 50 * 1024 * 1024
+# The longest `Retry-After` of a rate limit the client waits out by itself before it retries.
+MAX_RATE_LIMIT_WAIT_S = 60
 Record = dict[str, Any]
 
 
@@ -59,6 +62,16 @@ def problem_error(response: httpx.Response) -> ClientError:
     return ClientError(f"{code}: {detail}", code=code)
 
 
+def rate_limit_wait_s(response: httpx.Response) -> int | None:
+    """Seconds to wait before retrying a request a rate limit refused; None for any other
+    answer (a quota's refusal has no `Retry-After`: waiting would not help)."""
+    retry_after = response.headers.get("Retry-After", "")
+    if response.status_code != 429 or not retry_after.isdigit():
+        return None
+    seconds = int(retry_after)
+    return seconds if seconds <= MAX_RATE_LIMIT_WAIT_S else None
+
+
 class ApiClient:
     def __init__(self, api_url: str, key: str, *, timeout_s: float = 30) -> None:
         # httpx logs every request at INFO; a terminal user wants the results, not those.
@@ -75,13 +88,20 @@ class ApiClient:
         await self.http.aclose()
 
     async def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        try:
-            response = await self.http.request(method, path, **kwargs)
-        except httpx.TransportError as exc:
-            raise ClientError(
-                f"cannot reach the API at {self.api_url} ({type(exc).__name__}); "
-                "expected --api-url or PICFORGE_API_URL to name a running picforge"
-            ) from None
+        """One request; a rate limit's refusal (which changed nothing) is waited out and tried
+        again, so `picforge upload` of a large directory goes at the owner's rate."""
+        while True:
+            try:
+                response = await self.http.request(method, path, **kwargs)
+            except httpx.TransportError as exc:
+                raise ClientError(
+                    f"cannot reach the API at {self.api_url} ({type(exc).__name__}); "
+                    "expected --api-url or PICFORGE_API_URL to name a running picforge"
+                ) from None
+            wait_s = rate_limit_wait_s(response)
+            if wait_s is None:
+                break
+            await asyncio.sleep(wait_s)
         if response.is_error:
             raise problem_error(response)
         return response

@@ -7,6 +7,7 @@ picforge keys create OWNER       make an API key; the key is the last line print
 picforge keys ensure OWNER [KEY] make KEY (or a new key) valid for OWNER; prints it last
 picforge keys revoke KEY_ID      refuse a key from now on
 picforge keys list               every key's id, owner and state (never the secret)
+picforge limits show|set|reset OWNER  an owner's rate limits and quotas (service.owner_limits)
 picforge openapi                 print the OpenAPI document (`> openapi.json` to refresh it)
 picforge reconcile [--dry-run]   fix drift between S3 and the records, printing each fix
 picforge upload PATH...          upload images with PICFORGE_API_KEY (service.upload_cli)
@@ -39,6 +40,7 @@ from service.db import (
 from service.doctor import add_doctor_command
 from service.images_cli import add_images_commands
 from service.key_secrets import create_key_in_secret
+from service.owner_limits import add_limits_commands
 from service.startup import (
     check_database,
     check_dependencies,
@@ -182,6 +184,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve_parser.set_defaults(run=serve)
 
     add_keys_commands(commands)
+    add_limits_commands(commands)
     openapi_parser = commands.add_parser("openapi", help="print the OpenAPI document")
     openapi_parser.set_defaults(run=openapi)
     reconcile_parser = commands.add_parser(

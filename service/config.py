@@ -10,6 +10,7 @@ from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 MiB = 1024 * 1024
+GiB = 1024 * MiB
 
 
 class AwsSettings(BaseSettings):
@@ -84,7 +85,24 @@ class DatabaseSettings(BaseSettings):
         raise ValueError("PICFORGE_DATABASE_URL must be a postgresql:// URL")
 
 
-class ApiSettings(AwsSettings, DatabaseSettings):
+class LimitSettings(BaseSettings):
+    """Each owner's fair share (`service.limits`), unless `picforge limits set` overrides it."""
+
+    model_config = SettingsConfigDict(env_prefix="PICFORGE_", env_file=".env", extra="ignore")
+
+    # Off: no limit is checked (the counts are kept all the same, by the database).
+    limits_enabled: bool = True
+    create_rate_per_minute: int = Field(120, ge=1)
+    # Creates an idle owner may make at once, before the rate applies.
+    create_burst: int = Field(60, ge=1)
+    # Reprocesses that queue a render; one that coalesces (service.images) is free.
+    reprocess_rate_per_minute: int = Field(30, ge=1)
+    max_awaiting_upload: int = Field(500, ge=0)
+    # Originals (as declared) plus renditions (as rendered), until the image is deleted.
+    max_stored_bytes: int = Field(10 * GiB, ge=0)
+
+
+class ApiSettings(AwsSettings, DatabaseSettings, LimitSettings):
     # Where `POST /v1/images/{id}/reprocess` sends its jobs: the worker's queue.
     queue_url: str
     presign_expires_s: int = Field(300, ge=30, le=3600)

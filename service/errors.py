@@ -10,6 +10,9 @@
     ├── UnsupportedContentType       422 unsupported_content_type
     ├── FileTooLarge                 422 file_too_large
     ├── InvalidPartNumber            422 invalid_part_number
+    ├── TooManyRequests              429 create_rate_limited, reprocess_rate_limited,
+    │                                    awaiting_upload_quota_exceeded,
+    │                                    stored_bytes_quota_exceeded (service.limits)
     └── DependencyUnavailable        503 dependency_unavailable
 
 Foreign errors become domain errors at one boundary, `domain_error()`, as httpx maps httpcore's:
@@ -73,6 +76,12 @@ class Problem(BaseModel):
     errors: list[ValidationIssue] | None = Field(
         None, description="Each invalid input, for `validation_error` only."
     )
+    limit: str | None = Field(
+        None,
+        description="For a `429` only: the rate limit (`creates`, `reprocesses`) or the quota "
+        "(`awaiting_upload`, `stored_bytes`) that refused the request.",
+        examples=["creates"],
+    )
 
 
 class PicforgeError(Exception):
@@ -84,6 +93,9 @@ class PicforgeError(Exception):
     def __init__(self, detail: str = "Something went wrong on our side.") -> None:
         super().__init__(detail)
         self.detail = detail
+
+    def response_headers(self) -> Mapping[str, str] | None:
+        return self.headers
 
 
 class Unauthorized(PicforgeError):
@@ -148,6 +160,25 @@ class InvalidPartNumber(PicforgeError):
     title = "Invalid part number"
 
 
+class TooManyRequests(PicforgeError):
+    """An owner's rate limit or quota refused the request: `limit` names which, the headers say
+    when to come back (`Retry-After`, for a rate) and what is left (`RateLimit-Policy`,
+    `RateLimit`)."""
+
+    status_code = 429
+    code = "create_rate_limited"  # each refusal names its own (service.limits)
+    title = "Too many requests"
+
+    def __init__(self, detail: str, *, code: str, limit: str, headers: Mapping[str, str]) -> None:
+        super().__init__(detail)
+        self.code = code
+        self.limit = limit
+        self.limit_headers = dict(headers)
+
+    def response_headers(self) -> Mapping[str, str] | None:
+        return self.limit_headers
+
+
 class DependencyUnavailable(PicforgeError):
     status_code = 503
     code = "dependency_unavailable"
@@ -162,6 +193,7 @@ def problem(
     detail: str,
     headers: Mapping[str, str] | None = None,
     errors: list[ValidationIssue] | None = None,
+    limit: str | None = None,
 ) -> JSONResponse:
     body = Problem(
         type=f"urn:picforge:error:{code}",
@@ -170,6 +202,7 @@ def problem(
         detail=detail,
         code=code,
         errors=errors,
+        limit=limit,
     )
     return JSONResponse(
         body.model_dump(mode="json", exclude_none=True),
@@ -188,7 +221,8 @@ async def handle_picforge_error(request: Request, exc: Exception) -> JSONRespons
         code=exc.code,
         title=exc.title,
         detail=exc.detail,
-        headers=exc.headers,
+        headers=exc.response_headers(),
+        limit=exc.limit if isinstance(exc, TooManyRequests) else None,
     )
 
 
@@ -329,6 +363,26 @@ def install_error_handlers(
     app.add_exception_handler(Exception, handle_unexpected_error)
 
 
+RATE_LIMIT_HEADERS: dict[str, Any] = {
+    "Retry-After": {
+        "description": "For a rate limit: seconds to wait; the same request then succeeds "
+        "unless other requests spent the allowance meanwhile. A quota refusal has none: waiting "
+        "frees nothing, an upload or a DELETE does.",
+        "schema": {"type": "integer", "minimum": 1},
+    },
+    "RateLimit-Policy": {
+        "description": "The route's limit (draft-ietf-httpapi-ratelimit-headers): "
+        '`"creates";q=120;w=60` is 120 per 60 seconds.',
+        "schema": {"type": "string"},
+    },
+    "RateLimit": {
+        "description": 'What is left of it: `"creates";r=12;t=5` is 12 more at once, and the '
+        "whole allowance back in 5 seconds.",
+        "schema": {"type": "string"},
+    },
+}
+
+
 def problem_response(description: str, *examples: PicforgeError | Problem) -> dict[str, Any]:
     """An OpenAPI response object for an error: the `Problem` schema, with examples."""
     documents = [
@@ -353,6 +407,8 @@ def problem_response(description: str, *examples: PicforgeError | Problem) -> di
             for document in documents
         }
     response: dict[str, Any] = {"description": description, "content": {PROBLEM_JSON: content}}
+    if any(document.status == 429 for document in documents):
+        response["headers"] = RATE_LIMIT_HEADERS
     if any(document.status == 401 for document in documents):
         response["headers"] = {
             "WWW-Authenticate": {

@@ -33,6 +33,7 @@ from service.errors import (
     IdempotencyConflict,
     ImageNotFound,
     ImageNotUploaded,
+    TooManyRequests,
     Unauthorized,
     UnsupportedContentType,
 )
@@ -43,6 +44,17 @@ from service.keys import (
     ParsedKey,
     key_parameters,
     require_owner,
+)
+from service.limits import (
+    CREATE_WITHIN_LIMITS,
+    Limits,
+    Rate,
+    UsageMissing,
+    charge_create,
+    charge_reprocess,
+    create_parameters,
+    ensure_usage,
+    read_create_charge,
 )
 from service.models import IdempotentCreate, Image, ImageStatus
 from service.multipart import MultipartTicket, MultipartUploads, open_upload
@@ -92,6 +104,8 @@ class CreatedImage:
     ticket: UploadTicket | MultipartTicket
     # True when an earlier request with the same Idempotency-Key made the image.
     replayed: bool
+    # The owner's creates limit after this one, for its headers; None with limits off.
+    rate: Rate | None = None
 
 
 @dataclass(frozen=True)
@@ -170,6 +184,7 @@ async def create_image(
     upload: Upload,
     idempotency_key: str | None = None,
     idempotency_key_ttl_s: int = 24 * 3600,
+    limits: Limits | None = None,
 ) -> CreatedImage:
     """A new image for the owner of `key`, and the ticket to upload it with. Unauthorized for
     an unknown or revoked key.
@@ -183,25 +198,29 @@ async def create_image(
     except (UnsupportedContentType, FileTooLarge):
         await require_owner(statements, key)
         raise
-    if idempotency_key is None:
-        image = await insert_image(statements, key=key, upload=upload)
-        replayed = False
-    else:
+    rate, replayed = None, False
+    if idempotency_key is not None:
         owner = await require_owner(statements, key)
         async with sessions() as session:
             await forget_expired_idempotency_key(
                 session, owner=owner, key=idempotency_key, ttl_s=idempotency_key_ttl_s
             )
-            image, replayed = await create_image_idempotently(
-                session, owner=owner, upload=upload, idempotency_key=idempotency_key
+            image, replayed, rate = await create_image_idempotently(
+                session, owner=owner, upload=upload, idempotency_key=idempotency_key, limits=limits
             )
+    elif limits is None:
+        image = await insert_image(statements, key=key, upload=upload)
+    else:
+        image, rate = await insert_image_within_limits(
+            statements, key=key, upload=upload, limits=limits
+        )
     ticket: UploadTicket | MultipartTicket
     if upload.upload_method == "multipart":
         ticket = await open_upload(statements, tickets.multipart, image)
     else:
         lifetime_s = replayed_ticket_lifetime_s(image, tickets) if replayed else None
         ticket = await tickets.sign(image.id, upload, expires_s=lifetime_s)
-    return CreatedImage(image=image, ticket=ticket, replayed=replayed)
+    return CreatedImage(image=image, ticket=ticket, replayed=replayed, rate=rate)
 
 
 def replayed_ticket_lifetime_s(image: Image, tickets: UploadTickets) -> int:
@@ -245,13 +264,58 @@ async def insert_image(statements: AsyncEngine, *, key: ParsedKey, upload: Uploa
     return image
 
 
+async def insert_image_within_limits(
+    statements: AsyncEngine, *, key: ParsedKey, upload: Upload, limits: Limits
+) -> tuple[Image, Rate]:
+    """`insert_image`, guarded by the owner's limits in the same statement
+    (`service.limits.CREATE_WITHIN_LIMITS`): still one round trip, refused or not; two the
+    first time an owner creates anything."""
+    image = new_image(owner="", upload=upload)
+    parameters = create_parameters(key, image, limits)
+    async with statements.connect() as connection:
+        row = (await connection.execute(CREATE_WITHIN_LIMITS, parameters)).one_or_none()
+        if row is None:
+            raise Unauthorized(UNKNOWN_KEY)
+        try:
+            rate = read_create_charge(row, size_bytes=upload.size_bytes)
+        except UsageMissing:
+            await ensure_usage(connection, row.owner)
+            row = (await connection.execute(CREATE_WITHIN_LIMITS, parameters)).one()
+            rate = read_create_charge(row, size_bytes=upload.size_bytes)
+    image.owner, image.created_at, image.updated_at = row.owner, row.created_at, row.updated_at
+    return image, rate
+
+
 async def create_image_idempotently(
-    session: AsyncSession, *, owner: str, upload: Upload, idempotency_key: str
-) -> tuple[Image, bool]:
-    """The image this key made, new or made earlier, and whether it was made earlier."""
+    session: AsyncSession,
+    *,
+    owner: str,
+    upload: Upload,
+    idempotency_key: str,
+    limits: Limits | None = None,
+) -> tuple[Image, bool, Rate | None]:
+    """The image this key made, new or made earlier, whether it was made earlier, and the
+    owner's creates limit. A replay takes no token (the rollback gives it back), and is
+    answered even when the owner is out of them."""
     image = new_image(owner=owner, upload=upload)
-    session.add(image)
     fingerprint = upload_fingerprint(upload)
+    rate = None
+    if limits is not None:
+        try:
+            rate = await charge_create(
+                session, owner=owner, limits=limits, size_bytes=upload.size_bytes
+            )
+        except TooManyRequests as refusal:
+            # A key that made an image earlier is a replay, and costs nothing: answer it.
+            await session.rollback()
+            try:
+                earlier = await find_idempotent_image(
+                    session, owner=owner, key=idempotency_key, fingerprint=fingerprint
+                )
+            except ImageNotFound:
+                raise refusal from None
+            return earlier, True, None
+    session.add(image)
     await session.flush()
     # A concurrent request holding the same key makes this wait for its commit, then do
     # nothing: the primary key, not a read-then-write, decides which request made the image.
@@ -263,12 +327,12 @@ async def create_image_idempotently(
     )
     if claimed is not None:
         await session.commit()
-        return image, False
+        return image, False, rate
     await session.rollback()
     earlier = await find_idempotent_image(
         session, owner=owner, key=idempotency_key, fingerprint=fingerprint
     )
-    return earlier, True
+    return earlier, True, None
 
 
 async def forget_expired_idempotency_key(
@@ -398,14 +462,18 @@ async def reprocess_image(
     *,
     owner: str,
     image_id: uuid.UUID,
-) -> Image:
+    limits: Limits | None = None,
+) -> tuple[Image, Rate | None]:
     """Ask the worker to render the original again, unless a render of it is already pending
     or running: then the image is returned as it is and nothing more is queued. The record
     changes when the worker is done.
 
     The claim is one conditional UPDATE, so of concurrent requests exactly one queues a job. A
     claim older than `reprocess_coalesce_s` no longer counts (its job was lost, or its outcome
-    never recorded). If SQS refuses the job, the claim rolls back with the session."""
+    never recorded). If SQS refuses the job, the claim rolls back with the session.
+
+    Only a reprocess that queues a job takes a token of the owner's reprocess rate (returned,
+    for its headers); one refused by the rate rolls its claim back."""
     image = await require_image(session, owner=owner, image_id=image_id)
     if image.status == ImageStatus.AWAITING_UPLOAD:
         raise ImageNotUploaded(f"image {image_id} has no original yet: upload it first")
@@ -426,8 +494,9 @@ async def reprocess_image(
     )
     if claimed is None:
         log.info("reprocess coalesced image_id=%s owner=%s", image_id, owner)
-        return image
+        return image, None
+    rate = None if limits is None else await charge_reprocess(session, owner=owner, limits=limits)
     await sqs.send_message(QueueUrl=settings.queue_url, MessageBody=reprocess_message(image.id))
     await session.commit()
     log.info("reprocess queued image_id=%s owner=%s", image_id, owner)
-    return image
+    return image, rate

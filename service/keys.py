@@ -97,13 +97,13 @@ UNKNOWN_KEY = "the API key is unknown or has been revoked"
 # The owner of the key bound by `key_parameters`, if the key is active: no row for an unknown
 # or revoked key, or a wrong secret.
 ACTIVE_KEY_OWNER: Final = select(ApiKey.owner).where(
-    ApiKey.id == bindparam("key_id"),
-    ApiKey.secret_sha256 == bindparam("secret_sha256"),
+    ApiKey.id == bindparam("key_id", type_=ApiKey.id.type),
+    ApiKey.secret_sha256 == bindparam("secret_sha256", type_=ApiKey.secret_sha256.type),
     ApiKey.revoked_at.is_(None),
 )
 
 
-def key_parameters(key: ParsedKey) -> dict[str, object]:
+def key_parameters(key: ParsedKey) -> dict[str, str | bytes]:
     return {"key_id": key.key_id, "secret_sha256": hash_secret(key.secret)}
 
 

@@ -1,4 +1,5 @@
-"""The records: one row per image, one per rendition, one per API key, one per idempotent create.
+"""The records: one row per image, one per rendition, one per API key, one per idempotent create,
+and per owner its limits and usage.
 The API owns these tables; the worker writes renditions and status through `worker.records`."""
 
 from __future__ import annotations
@@ -160,3 +161,39 @@ class IdempotentCreate(Base):
     created_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), index=True
     )
+
+
+class OwnerLimits(Base):
+    """An owner's overrides of the configured limits (`picforge limits`); NULL keeps the
+    default (`service.limits`)."""
+
+    __tablename__ = "owner_limits"
+    __table_args__ = (
+        CheckConstraint(
+            "create_rate_per_minute > 0 AND create_burst > 0 AND reprocess_rate_per_minute > 0 "
+            "AND max_awaiting_upload >= 0 AND max_stored_bytes >= 0",
+            name="positive",
+        ),
+    )
+
+    owner: Mapped[str] = mapped_column(String(64), primary_key=True)
+    create_rate_per_minute: Mapped[int | None] = mapped_column(Integer)
+    create_burst: Mapped[int | None] = mapped_column(Integer)
+    reprocess_rate_per_minute: Mapped[int | None] = mapped_column(Integer)
+    max_awaiting_upload: Mapped[int | None] = mapped_column(Integer)
+    max_stored_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class OwnerUsage(Base):
+    """What an owner has used, shared by every API process: each rate limit's GCRA state (the
+    theoretical arrival time of the next request) and the quotas' counts, which triggers on
+    `images` and `renditions` keep (migration 0009)."""
+
+    __tablename__ = "owner_usage"
+
+    owner: Mapped[str] = mapped_column(String(64), primary_key=True)
+    creates_tat: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    reprocesses_tat: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    awaiting_upload: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    stored_bytes: Mapped[int] = mapped_column(BigInteger, server_default=text("0"))

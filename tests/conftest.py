@@ -91,7 +91,9 @@ async def unmigrated_database_url(database_url: str) -> AsyncIterator[str]:
 async def empty_tables(database_url: str) -> None:
     engine = create_async_engine(database_url)
     async with engine.begin() as connection:
-        await connection.execute(text("TRUNCATE images, api_keys CASCADE"))
+        await connection.execute(
+            text("TRUNCATE images, api_keys, owner_limits, owner_usage CASCADE")
+        )
     await engine.dispose()
 
 

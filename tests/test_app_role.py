@@ -33,6 +33,29 @@ async def test_app_role_may_read_every_table_of_the_models(
         assert await as_app_role.fetchval("SELECT has_table_privilege($1, 'SELECT')", table), table
 
 
+async def test_app_role_counts_usage_through_the_triggers(
+    as_app_role: asyncpg.Connection,
+) -> None:
+    """The triggers run as the role that writes the image: it must be able to count."""
+    await as_app_role.execute(
+        "INSERT INTO images (id, owner, status, filename, content_type, size_bytes) "
+        "VALUES (gen_random_uuid(), 'app-role-test', 'awaiting_upload', 'a', 'image/png', 5)"
+    )
+    try:
+        usage = await as_app_role.fetchrow(
+            "SELECT awaiting_upload, stored_bytes FROM owner_usage WHERE owner = 'app-role-test'"
+        )
+        assert tuple(usage) == (1, 5)
+    finally:
+        await as_app_role.execute("DELETE FROM images WHERE owner = 'app-role-test'")
+    assert (
+        await as_app_role.fetchval(
+            "SELECT stored_bytes FROM owner_usage WHERE owner = 'app-role-test'"
+        )
+        == 0
+    )
+
+
 async def test_app_role_is_neither_superuser_nor_owner(as_app_role: asyncpg.Connection) -> None:
     role = await as_app_role.fetchrow(
         "SELECT rolsuper, rolcreaterole, rolcreatedb, rolbypassrls FROM pg_roles "
@@ -58,6 +81,9 @@ async def test_app_role_is_neither_superuser_nor_owner(as_app_role: asyncpg.Conn
         "ALTER TABLE images ADD COLUMN intruder int",
         "DROP TABLE renditions",
         "UPDATE alembic_version SET version_num = 'x'",
+        "INSERT INTO owner_limits (owner, create_burst) VALUES ('x', 1000000)",
+        "UPDATE owner_limits SET create_burst = 1000000",
+        "DELETE FROM owner_usage",
     ],
 )
 async def test_app_role_cannot_mint_keys_or_change_the_schema(

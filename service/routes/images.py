@@ -22,6 +22,7 @@ from service.errors import (
     ImageNotFound,
     ImageNotUploaded,
     Problem,
+    TooManyRequests,
     Unauthorized,
     UnsupportedContentType,
     ValidationIssue,
@@ -35,6 +36,7 @@ from service.images import (
     list_images,
     reprocess_image,
 )
+from service.limits import Limits
 from service.models import Image, ImageStatus
 from service.multipart import MultipartTicket, MultipartUploads
 from service.multipart_schemas import MultipartUploadTicket
@@ -81,6 +83,53 @@ UNAVAILABLE = problem_response(
     "S3 or SQS did not answer; nothing was changed, so the request can be retried.",
     DependencyUnavailable("storage is unavailable; the image is kept, try again"),
 )
+LIMITED_CREATE = problem_response(
+    "The owner's creates rate, or one of its quotas, refused the create: `code` and `limit` "
+    "say which. A rate refusal comes with `Retry-After`; a quota frees as images are uploaded "
+    "(`awaiting_upload`) or deleted (both).",
+    Problem(
+        type="urn:picforge:error:create_rate_limited",
+        title=TooManyRequests.title,
+        status=429,
+        detail="more than 120 creates a minute (60 at once): retry after 1 s",
+        code="create_rate_limited",
+        limit="creates",
+    ),
+    Problem(
+        type="urn:picforge:error:awaiting_upload_quota_exceeded",
+        title=TooManyRequests.title,
+        status=429,
+        detail="500 images are awaiting upload, as many as this owner may have at once (500): "
+        "upload or delete some first",
+        code="awaiting_upload_quota_exceeded",
+        limit="awaiting_upload",
+    ),
+    Problem(
+        type="urn:picforge:error:stored_bytes_quota_exceeded",
+        title=TooManyRequests.title,
+        status=429,
+        detail="123456 more bytes would take this owner over its storage quota: 10737400000 "
+        "of 10737418240 bytes stored; delete images to free some",
+        code="stored_bytes_quota_exceeded",
+        limit="stored_bytes",
+    ),
+)
+LIMITED_REPROCESS = problem_response(
+    "The owner's reprocess rate refused it: nothing was queued. Retry after `Retry-After`.",
+    Problem(
+        type="urn:picforge:error:reprocess_rate_limited",
+        title=TooManyRequests.title,
+        status=429,
+        detail="more than 30 reprocesses a minute: retry after 2 s",
+        code="reprocess_rate_limited",
+        limit="reprocesses",
+    ),
+)
+RATE_HEADERS = {
+    name: header
+    for name, header in LIMITED_CREATE["headers"].items()
+    if name in ("RateLimit-Policy", "RateLimit")
+}
 IdempotencyKey = Annotated[
     str | None,
     Header(
@@ -176,7 +225,8 @@ def upload_tickets(resources: Resources) -> UploadTickets:
                     "description": "`true` when an earlier request with the same "
                     "`Idempotency-Key` created this image.",
                     "schema": {"type": "string", "enum": ["true"]},
-                }
+                },
+                **RATE_HEADERS,
             }
         },
         400: problem_response(
@@ -217,6 +267,7 @@ def upload_tickets(resources: Resources) -> UploadTickets:
             FileTooLarge("104857600 bytes is over the limit of 52428800 bytes"),
             INVALID_REQUEST,
         ),
+        429: LIMITED_CREATE,
         503: problem_response(
             "S3 did not open the multipart upload; the request can be retried (with the same "
             "`Idempotency-Key`, it answers with the same image).",
@@ -240,9 +291,12 @@ async def post_image(
         upload=Upload(**body.model_dump()),
         idempotency_key=idempotency_key,
         idempotency_key_ttl_s=resources.settings.idempotency_key_ttl_s,
+        limits=Limits.from_settings(resources.settings),
     )
     if created.replayed:
         response.headers["Idempotent-Replayed"] = "true"
+    if created.rate is not None:
+        response.headers.update(created.rate.headers())
     image = await image_out(resources, created.image)
     return ImageCreatedOut(**dict(image), upload=upload_ticket_out(created.ticket))
 
@@ -327,8 +381,10 @@ async def delete_image_route(
     "changed. Returns the record as it is now; a `ready` image stays `ready` while its "
     "renditions are replaced. While a render of the image is pending or running, another "
     "request queues nothing more: it returns the record as it is, so repeating the call never "
-    "adds work.",
+    "adds work. Only a reprocess that queues a render counts against the owner's reprocess "
+    "rate.",
     responses={
+        202: {"headers": RATE_HEADERS},
         401: UNAUTHORIZED,
         404: NOT_FOUND,
         409: problem_response(
@@ -338,13 +394,25 @@ async def delete_image_route(
             ),
         ),
         422: MALFORMED,
+        429: LIMITED_REPROCESS,
         503: UNAVAILABLE,
     },
 )
 async def reprocess(
-    image_id: ImageIdDep, owner: OwnerDep, session: SessionDep, resources: ResourcesDep
+    image_id: ImageIdDep,
+    owner: OwnerDep,
+    session: SessionDep,
+    resources: ResourcesDep,
+    response: Response,
 ) -> ImageOut:
-    image = await reprocess_image(
-        session, resources.sqs, resources.settings, owner=owner, image_id=image_id
+    image, rate = await reprocess_image(
+        session,
+        resources.sqs,
+        resources.settings,
+        owner=owner,
+        image_id=image_id,
+        limits=Limits.from_settings(resources.settings),
     )
+    if rate is not None:
+        response.headers.update(rate.headers())
     return await image_out(resources, image)

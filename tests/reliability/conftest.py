@@ -287,6 +287,11 @@ def _environment(postgres: EmbeddedPostgres, emulator: Emulator) -> dict[str, st
         "PICFORGE_WORKER_METRICS_PORT": str(free_port()),
         "PICFORGE_WORKER_METRICS_HOST": "127.0.0.1",
         "PICFORGE_WORKER_DRAIN_S": "2",
+        # The traffic is one owner's, faster than its default fair share: the faults are the
+        # subject here (tests/service/test_limits*.py test the limits).
+        "PICFORGE_CREATE_RATE_PER_MINUTE": str(10**6),
+        "PICFORGE_CREATE_BURST": str(10**4),
+        "PICFORGE_MAX_AWAITING_UPLOAD": str(10**6),
     }
     stack = provision(emulator.url, credentials=env)
     env |= {

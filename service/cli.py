@@ -31,10 +31,8 @@ from service import keys
 from service.config import ApiSettings, DatabaseSettings
 from service.db import (
     SchemaNotMigrated,
-    create_engine,
-    create_sessionmaker,
     head_revision,
-    require_migrated,
+    run_on_database,
     upgrade_database,
 )
 from service.doctor import add_doctor_command
@@ -77,20 +75,7 @@ def serve(args: argparse.Namespace) -> None:
 
 
 def run_keys(use_case: Callable[[keys.Sessions], Awaitable[T]]) -> T:
-    """Run one key use-case against the configured database, with a clear message on failure."""
-
-    async def run() -> T:
-        engine = create_engine(DatabaseSettings())
-        try:
-            await require_migrated(engine)
-            return await use_case(create_sessionmaker(engine))
-        finally:
-            await engine.dispose()
-
-    try:
-        return asyncio.run(run())
-    except (SchemaNotMigrated, ValueError) as exc:
-        raise SystemExit(f"picforge keys: {exc}") from None
+    return run_on_database(use_case, command="picforge keys")
 
 
 def keys_create(args: argparse.Namespace) -> None:

@@ -12,7 +12,10 @@ discards the pool's connections and reconnects.
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import TypeVar
 
 from alembic import command
 from alembic.config import Config
@@ -100,3 +103,26 @@ async def require_migrated(engine: AsyncEngine) -> None:
             f"the database schema is at revision {revision or 'none'}, this code needs "
             f"{expected}: run `picforge migrate` first"
         )
+
+
+T = TypeVar("T")
+
+
+def run_on_database(
+    use_case: Callable[[async_sessionmaker[AsyncSession]], Awaitable[T]], *, command: str
+) -> T:
+    """Run one of the `picforge` command's use-cases against the configured database; a schema
+    not migrated or a refused value ends the command with one line, never a traceback."""
+
+    async def run() -> T:
+        engine = create_engine(DatabaseSettings())
+        try:
+            await require_migrated(engine)
+            return await use_case(create_sessionmaker(engine))
+        finally:
+            await engine.dispose()
+
+    try:
+        return asyncio.run(run())
+    except (SchemaNotMigrated, ValueError) as exc:
+        raise SystemExit(f"{command}: {exc}") from None

@@ -13,7 +13,6 @@ the same environment so that `show` prints what the API enforces.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import re
 import sys
 from collections.abc import Awaitable, Callable
@@ -24,8 +23,8 @@ from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from service.config import DatabaseSettings, LimitSettings
-from service.db import SchemaNotMigrated, create_engine, create_sessionmaker, require_migrated
+from service.config import LimitSettings
+from service.db import run_on_database
 from service.keys import check_owner
 from service.models import OwnerLimits, OwnerUsage
 
@@ -113,18 +112,7 @@ async def report_limits(sessions: Sessions, *, owner: str, defaults: LimitSettin
 
 
 def run(use_case: Callable[[Sessions], Awaitable[T]]) -> T:
-    async def go() -> T:
-        engine = create_engine(DatabaseSettings())
-        try:
-            await require_migrated(engine)
-            return await use_case(create_sessionmaker(engine))
-        finally:
-            await engine.dispose()
-
-    try:
-        return asyncio.run(go())
-    except (SchemaNotMigrated, ValueError) as exc:
-        raise SystemExit(f"picforge limits: {exc}") from None
+    return run_on_database(use_case, command="picforge limits")
 
 
 def say(line: str) -> None:

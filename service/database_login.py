@@ -39,10 +39,6 @@ from service.config import DatabaseSettings
 
 log = logging.getLogger(__name__)
 
-# A connection attempt to an unreachable server fails this soon instead of after asyncpg's
-# 60 s: a request waiting on it is better answered 503 by then.
-CONNECT_TIMEOUT_S = 10
-
 Connect = Callable[[], Awaitable[asyncpg.Connection]]
 
 
@@ -104,7 +100,7 @@ class Login:
         kwargs = dict(self._kwargs)
         if password is not None:
             kwargs["password"] = password
-        return await asyncpg.connect(**kwargs, timeout=CONNECT_TIMEOUT_S)
+        return await asyncpg.connect(**kwargs, timeout=self._settings.db_connect_timeout_s)
 
     async def _password(self) -> str | None:
         if self._settings.db_auth == "iam":

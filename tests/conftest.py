@@ -54,6 +54,11 @@ def pytest_configure(config: pytest.Config) -> None:
     signal.signal(signal.SIGTERM, interrupt)
 
 
+# The suite runs a PostgreSQL, an emulator, API and worker processes and render children on two
+# cores: a login has been seen to take over the production default of 10 s there.
+SUITE_DB_CONNECT_TIMEOUT_S = 30.0
+
+
 @pytest.fixture(scope="session", autouse=True)
 def aws_environment() -> None:
     os.environ.update(EMULATOR_CREDENTIALS)
@@ -110,6 +115,7 @@ async def stack(emulator: Emulator, database_url: str) -> Stack:
 def api_settings(stack: Stack, emulator: Emulator, database_url: str) -> ApiSettings:
     return ApiSettings(
         database_url=database_url,
+        db_connect_timeout_s=SUITE_DB_CONNECT_TIMEOUT_S,
         aws_endpoint_url=emulator.url,
         uploads_bucket=stack.names.uploads_bucket,
         renditions_bucket=stack.names.renditions_bucket,
@@ -121,6 +127,7 @@ def api_settings(stack: Stack, emulator: Emulator, database_url: str) -> ApiSett
 def worker_settings(stack: Stack, emulator: Emulator, database_url: str) -> WorkerSettings:
     return WorkerSettings(
         database_url=database_url,
+        db_connect_timeout_s=SUITE_DB_CONNECT_TIMEOUT_S,
         aws_endpoint_url=emulator.url,
         uploads_bucket=stack.names.uploads_bucket,
         renditions_bucket=stack.names.renditions_bucket,

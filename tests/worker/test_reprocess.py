@@ -57,12 +57,18 @@ async def test_reprocess_replaces_renditions_of_ready_image_without_leaving_read
         ("wide", 640, 360, "jpeg"),
     }
     thumb, wide = LATER_PRESETS
-    assert await images.rendition_keys() == sorted(
+    expected = sorted(
         [
             rendition_key(before.id, before.rendition_token, "thumb", thumb.version, "webp"),
             rendition_key(before.id, before.rendition_token, "wide", wide.version, "jpg"),
         ]
     )
+
+    async def only_the_new_objects() -> bool:
+        # The superseded objects are deleted after the new record commits.
+        return await images.rendition_keys() == expected
+
+    await eventually(only_the_new_objects, what="only the new renditions in S3")
 
 
 async def test_reprocess_after_preset_change_writes_rendition_under_new_key(

@@ -30,7 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from service.models import Rendition
 from service.storage import (
     ObjectsNotDeleted,
-    erase_original,
+    delete_image_objects,
     erase_versions,
     image_id_from_original_key,
     original_key,
@@ -127,9 +127,15 @@ async def handle_object_created(context: RenderContext, event: ObjectCreated) ->
         first_version_id=first_version or event.version_id,
     )
     if verdict == "gone":
-        # Uploaded for an image deleted or expired (or never made): nobody will ever want it.
-        await erase_original(context.s3, bucket=context.uploads_bucket, image_id=image_id)
-        return Outcome("skipped", "image unknown, deleted or expired: original removed", image_id)
+        # Uploaded for an image deleted or expired (or never made): nobody will ever want it,
+        # nor renditions a render of it wrote and could not take back (`process_original`).
+        await delete_image_objects(
+            context.s3,
+            uploads_bucket=context.uploads_bucket,
+            renditions_bucket=context.renditions_bucket,
+            image_id=image_id,
+        )
+        return Outcome("skipped", "image unknown, deleted or expired: objects removed", image_id)
     if verdict == "later_version":
         # The ticket used again: the pinned version stays the original, this one goes.
         await remove_version(context, event.key, str(event.version_id))

@@ -41,6 +41,7 @@ from tests.flow import FINISHED
 
 if TYPE_CHECKING:
     from types_aiobotocore_s3 import S3Client
+    from types_aiobotocore_sqs import SQSClient
 
 STOP_TIMEOUT_S = 40
 FIGURES_KEY = pytest.StashKey["Figures"]()
@@ -152,6 +153,7 @@ class Deployment:
     key: str
     engine: AsyncEngine
     s3: S3Client
+    sqs: SQSClient
     # Every image id the API answered 201 for, with whether its upload went through.
     uploaded: dict[str, bool] = field(default_factory=dict)
 
@@ -202,6 +204,19 @@ class Deployment:
             keys[bucket] = found
         return keys
 
+    async def messages_queued(self) -> int:
+        """Messages waiting in the queue or in a worker's hands (received, not yet deleted)."""
+        attributes = (
+            await self.sqs.get_queue_attributes(
+                QueueUrl=self.env["PICFORGE_QUEUE_URL"],
+                AttributeNames=[
+                    "ApproximateNumberOfMessages",
+                    "ApproximateNumberOfMessagesNotVisible",
+                ],
+            )
+        )["Attributes"]
+        return sum(int(count) for count in attributes.values())
+
     async def orphans(self) -> list[str]:
         """Objects in either bucket that no image record owns."""
         async with self.engine.connect() as connection:
@@ -233,7 +248,8 @@ async def until_processing(deployment: Deployment, *, timeout_s: float = 60) -> 
 
 
 async def settle(deployment: Deployment, *, timeout_s: float = 90) -> dict[str, Any]:
-    """Wait until every uploaded image is `ready` or `failed`, then check nothing is left over.
+    """Wait until every uploaded image is `ready` or `failed` (or deleted) and the worker has
+    finished every message, then check nothing is left over.
 
     Returns the image records by id. Fails the test on an image lost (uploaded, then gone from
     the database without a DELETE), stuck (not finished in time), failed without a code, or an
@@ -263,6 +279,11 @@ async def settle(deployment: Deployment, *, timeout_s: float = 90) -> dict[str, 
                 statuses = {image_id: records.get(image_id, {}) for image_id in pending}
                 raise AssertionError(f"{len(pending)} images stuck: {statuses}")
             await asyncio.sleep(0.2)
+    # A deleted image answers 404 before the worker is done with it: a render in flight still
+    # writes its renditions, then takes them back.
+    while queued := await deployment.messages_queued():
+        assert loop.time() < deadline, f"{queued} messages still queued or in a worker's hands"
+        await asyncio.sleep(0.2)
     for record in records.values():
         if record is not None and record["status"] == "failed":
             assert record["error"]["code"], record
@@ -333,9 +354,11 @@ async def deployment(
     worker.start()
     try:
         wait_for_port(port, timeout_s=120, is_alive=api.running)
-        async with aioboto3.Session().client(
-            "s3", endpoint_url=emulator.url, region_name="us-east-1"
-        ) as s3:
+        session = aioboto3.Session()
+        async with (
+            session.client("s3", endpoint_url=emulator.url, region_name="us-east-1") as s3,
+            session.client("sqs", endpoint_url=emulator.url, region_name="us-east-1") as sqs,
+        ):
             yield Deployment(
                 postgres=postgres,
                 emulator=emulator,
@@ -346,6 +369,7 @@ async def deployment(
                 key=key,
                 engine=engine,
                 s3=s3,
+                sqs=sqs,
             )
     finally:
         worker.stop()

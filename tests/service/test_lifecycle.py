@@ -18,6 +18,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.config import ApiSettings
+from service.storage import renditions_prefix
 from tests.conftest import TESTDATA
 from tests.flow import create_image, fetch, upload, upload_image, upload_put, wait_until_finished
 from tests.service.state import all_versions
@@ -134,6 +135,10 @@ async def test_upload_after_delete_is_removed(
             client, filename="h.png", content_type="image/png", size_bytes=len(HOPPER_PNG)
         )
         assert (await client.delete(f"/v1/images/{created['id']}")).status_code == 204
+        # What a render in flight during the DELETE leaves when taking its renditions back
+        # fails: the redelivered event finds the image gone and removes them too.
+        stray = f"{renditions_prefix(uuid.UUID(created['id']))}token/small-v.webp"
+        await s3.put_object(Bucket=api_settings.renditions_bucket, Key=stray, Body=b"webp")
 
         late = await upload(created["upload"], HOPPER_PNG, content_type="image/png")
         assert late.status_code == 204, late.text

@@ -13,7 +13,7 @@ T = TypeVar("T")
 async def eventually(
     check: Callable[[], T | Awaitable[T]],
     *,
-    timeout_s: float = 20,
+    timeout_s: float = 30,
     interval_s: float = 0.05,
     what: str = "condition",
 ) -> T:

@@ -10,7 +10,7 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import httpx
 from PIL import Image as PILImage
@@ -21,6 +21,7 @@ from service.config import ApiSettings
 from service.storage import renditions_prefix
 from tests.conftest import TESTDATA
 from tests.flow import create_image, fetch, upload, upload_image, upload_put, wait_until_finished
+from tests.polling import eventually
 from tests.service.state import all_versions
 from worker.config import WorkerSettings
 from worker.main import run_worker
@@ -48,14 +49,6 @@ async def running_worker(settings: WorkerSettings) -> AsyncIterator[Metrics]:
     finally:
         stop.set()
         await asyncio.wait_for(task, timeout=30)
-
-
-async def eventually(check: Any, *, timeout_s: float = 30, what: str = "condition") -> Any:
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    while not (value := await check()):
-        assert asyncio.get_running_loop().time() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.1)
-    return value
 
 
 async def queue_drained(sqs: SQSClient, queue_url: str) -> bool:

@@ -237,9 +237,14 @@ def worker_environment(settings: WorkerSettings, **overrides: Any) -> dict[str, 
 class WorkerProcess:
     process: subprocess.Popen[bytes]
     log_path: Path
+    release_path: Path
 
     def signal(self, signum: int) -> None:
         self.process.send_signal(signum)
+
+    def release_renders(self) -> None:
+        """Let the renders it holds (and every later one) go on."""
+        self.release_path.touch()
 
     def kill_everything(self) -> None:
         """SIGKILL the worker and its render processes, as a container's end would."""
@@ -257,11 +262,13 @@ class WorkerProcess:
 def spawn_worker(
     fast_settings: WorkerSettings, tmp_path: Path
 ) -> Iterator[Callable[..., WorkerProcess]]:
-    """Run the real `python -m worker` with these settings (and overrides)."""
+    """Run the real `python -m worker` with these settings (and overrides), its renders held
+    until the test calls `release_renders()` (tests/worker/held_worker.py)."""
     spawned: list[WorkerProcess] = []
 
     def spawn(**overrides: Any) -> WorkerProcess:
         log_path = tmp_path / f"worker-{len(spawned)}.log"
+        release_path = tmp_path / f"worker-{len(spawned)}.release"
         environment = {
             **os.environ,
             # An ephemeral port: two workers at once must not both want 9100.
@@ -272,14 +279,14 @@ def spawn_worker(
         }
         with open(log_path, "wb") as log:
             process = subprocess.Popen(
-                [sys.executable, "-m", "worker"],
+                [sys.executable, "-m", "tests.worker.held_worker", str(release_path)],
                 cwd=REPO_ROOT,
                 env=environment,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # its own process group, render processes included
             )
-        worker = WorkerProcess(process, log_path)
+        worker = WorkerProcess(process, log_path, release_path)
         spawned.append(worker)
         return worker
 

@@ -4,9 +4,10 @@
 
 The default presets (128/320/640/1280 px WebP q80) from photo-like inputs (gradients, blurred
 shapes, noise at two scales: flat images flatter encoders): a smooth 12 MP JPEG, a detailed
-16 MP JPEG, a 9 MP PNG, a 16 MP WebP and a 12 MP HEIC. CPU ms per image, best of N, with libvips
-on one thread (as in a render process), every peer writing the same four renditions at the same
-WebP effort and no metadata:
+16 MP JPEG, a 9 MP PNG, a 16 MP WebP and a 12 MP HEIC. CPU ms per image, best of N rounds in
+which picforge and its peers take turns (each ratio is the median of the rounds' ratios), with
+libvips on one thread (as in a render process), every peer writing the same four renditions at
+the same WebP effort and no metadata:
   picforge   worker.renditions.render: quarantine, decode, cascade, encodes, placeholder
   cascade    libvips: one thumbnail_buffer to 1280 px, then each smaller rendition resized
              from the last that is at least twice its size
@@ -23,6 +24,7 @@ import argparse
 import io
 import os
 import random
+import statistics
 import time
 from collections.abc import Callable
 from functools import partial
@@ -84,6 +86,23 @@ def cpu_seconds(work: Callable[[], object], repeats: int) -> float:
     return min(timings)
 
 
+def interleaved_cpu_seconds(
+    contenders: dict[str, Callable[[], object]], rounds: int
+) -> dict[str, list[float]]:
+    """CPU seconds of each contender in every round, the contenders taking turns within a
+    round: the machine's drift (other load, clocks, caches) falls on all of them alike, so the
+    ratio of one round's timings compares like with like."""
+    for work in contenders.values():
+        work()  # warm-up: imports, plugin init, caches
+    timings: dict[str, list[float]] = {name: [] for name in contenders}
+    for _ in range(rounds):
+        for name, work in contenders.items():
+            started = time.process_time()
+            work()
+            timings[name].append(time.process_time() - started)
+    return timings
+
+
 def webp(image: pyvips.Image) -> bytes:
     return bytes(image.webpsave_buffer(Q=QUALITY, effort=WEBP_EFFORT, keep=NO_METADATA))
 
@@ -141,28 +160,36 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--quick", action="store_true", help="fewer repeats, no effort sweep")
     args = parser.parse_args()
-    repeats = 2 if args.quick else 7
+    repeats = 3 if args.quick else 15
     inputs = make_inputs()
 
-    print(f"\nCPU ms per image, one core, best of {repeats}; ratio = peer time / picforge time")
+    print(
+        f"\nCPU ms per image, one core, best of {repeats} rounds taken in turn; "
+        "ratio = median over the rounds of peer time / picforge time"
+    )
     header = f"{'input':<22}{'picforge':>9}{'cascade':>14}{'per size':>14}{'naive':>14}"
     print(header)
     worst = {peer: float("inf") for peer in TARGETS}
     for label, data in inputs.items():
-        ours = cpu_seconds(partial(render, data), repeats)
-        row = f"{label:<22}{ours * 1e3:>9.0f}"
+        contenders: dict[str, Callable[[], object]] = {"picforge": partial(render, data)}
         peers: dict[str, Callable[[bytes], object]] = {
             "cascade": libvips_cascade,
             "per size": libvips_per_size,
             "naive": naive_pillow,
         }
         for peer, work in peers.items():
-            if "HEIC" in label and peer != "naive":
+            if "HEIC" not in label or peer == "naive":
+                contenders[peer] = partial(work, data)
+        timings = interleaved_cpu_seconds(contenders, repeats)
+        ours = timings["picforge"]
+        row = f"{label:<22}{min(ours) * 1e3:>9.0f}"
+        for peer in peers:
+            if peer not in timings:
                 row += f"{'n/a':>14}"
                 continue
-            seconds = cpu_seconds(partial(work, data), max(2, repeats // 2))
-            worst[peer] = min(worst[peer], seconds / ours)
-            row += f"{seconds * 1e3:>7.0f} {seconds / ours:>5.2f}x"
+            ratio = statistics.median(t / o for t, o in zip(timings[peer], ours, strict=True))
+            worst[peer] = min(worst[peer], ratio)
+            row += f"{min(timings[peer]) * 1e3:>7.0f} {ratio:>5.2f}x"
         print(row, flush=True)
 
     print(f"\nbytes of all renditions, effort {WEBP_EFFORT} against libwebp's default (4)")

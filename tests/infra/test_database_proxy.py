@@ -10,6 +10,8 @@ from typing import Any
 
 import pytest
 
+from service.db import POOL_RECYCLE_S
+
 from . import policies
 from .terraform import Module
 
@@ -61,8 +63,10 @@ def test_proxy_requires_iam_authentication_and_tls(tf: Module) -> None:
     assert "auth" not in proxy, "no Secrets Manager secret: picforge_app has no password"
     assert proxy["require_tls"] is True
     assert proxy["debug_logging"] is False, "debug logging writes statements to the logs"
-    # The pools hold idle connections; the proxy should close them as late as AWS allows.
+    # The pools hold idle connections; the proxy should close them as late as AWS allows,
+    # and the pools replace theirs before it does.
     assert proxy["idle_client_timeout"] == 28800
+    assert proxy["idle_client_timeout"] > POOL_RECYCLE_S
     assert tf.resource("aws_db_instance", "this")["iam_database_authentication_enabled"] is True
 
 

@@ -50,9 +50,9 @@ from devstack.ports import LOOPBACK, free_port, wait_for_port
 from devstack.postgres import EmbeddedPostgres
 from devstack.provision import provision
 from service.config import DatabaseSettings
+from service.creation import INSERT_FROM_KEY, new_image
+from service.creation import Upload as DeclaredUpload
 from service.db import alembic_config, create_sessionmaker
-from service.images import INSERT_FROM_KEY, new_image
-from service.images import Upload as DeclaredUpload
 from service.keys import create_key, parse_key
 from service.limits import CREATE_WITHIN_LIMITS, Limits, create_parameters
 
@@ -184,7 +184,7 @@ async def statement_cost(database_url: str, key: str, *, rounds: int, count: int
     """Each create statement alone, one at a time on one asyncpg connection, alternating: what
     the limiter costs the database (and the round trip), without the API's Python around it."""
     statements: dict[str, Insert | Select[Any]] = {
-        "INSERT alone": INSERT_FROM_KEY,  # service.images.insert_image's
+        "INSERT alone": INSERT_FROM_KEY,  # service.creation.insert_image's
         "INSERT with limiter": CREATE_WITHIN_LIMITS,
     }
     compiled = {name: s.compile(dialect=asyncpg_dialect()) for name, s in statements.items()}

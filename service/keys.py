@@ -10,7 +10,7 @@ attacker can steer those): PostgreSQL compares it, in the same statement.
 
 Every request is authenticated by one query, `ACTIVE_KEY_OWNER`: alone (`require_owner`, the
 dependency every `/v1` route but the create uses) or as the source of a plain create's INSERT
-(`service.images`), which so checks the key and writes the row in one round trip. It is built
+(`service.creation`), which so checks the key and writes the row in one round trip. It is built
 once, and each request binds its key (`key_parameters`): building a statement from the model
 costs more CPU than PostgreSQL takes to answer it.
 

@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Query, Response, status
 
+from service.creation import Upload, UploadTickets, create_image
 from service.deps import (
     ApiKeyDep,
     ImageDep,
@@ -28,14 +29,7 @@ from service.errors import (
     ValidationIssue,
     problem_response,
 )
-from service.images import (
-    Upload,
-    UploadTickets,
-    create_image,
-    delete_image,
-    list_images,
-    reprocess_image,
-)
+from service.images import delete_image, list_images, reprocess_image
 from service.limits import Limits
 from service.models import Image, ImageStatus
 from service.multipart import MultipartTicket, MultipartUploads

@@ -13,6 +13,7 @@ from collections.abc import Callable
 import httpx
 
 from devstack.ports import free_port
+from tests.conftest import RenderGate
 from tests.worker.conftest import (
     SLOW_PRESETS,
     THUMB_ONLY,
@@ -22,7 +23,6 @@ from tests.worker.conftest import (
     eventually,
     png_bytes,
 )
-from worker.renditions import Preset
 
 MESSAGES = "picforge_worker_messages_total"
 SpawnWorker = Callable[..., WorkerProcess]
@@ -87,14 +87,14 @@ async def _queue_is_empty(images: Images) -> bool:
 
 
 async def test_consumer_heartbeat_keeps_long_job_from_second_delivery(
-    images: Images, start_worker: StartWorker, large_png: bytes
+    images: Images, start_worker: StartWorker, hopper_png: bytes, held_renders: RenderGate
 ) -> None:
-    # Visible again after 1 s unless renewed; the render takes several; room for a second copy.
-    presets = tuple(Preset(f"huge{q}", 8192, 8192, quality=q) for q in (90, 91, 92))
-    worker = await start_worker(
-        presets=presets, worker_visibility_timeout_s=1, worker_concurrency=2
-    )
-    image_id = await images.create(large_png)
+    # Visible again after 1 s unless renewed; the job is held for 3; room for a second copy.
+    worker = await start_worker(worker_visibility_timeout_s=1, worker_concurrency=2)
+    image_id = await images.create(hopper_png)
+    await asyncio.wait_for(held_renders.started.wait(), timeout=30)
+    await asyncio.sleep(3)
+    held_renders.release.set()
 
     await images.wait_for(image_id, "ready")
 

@@ -36,8 +36,6 @@ from worker.metrics import Metrics
 from worker.renditions import Preset
 
 THUMB_ONLY = (Preset("thumb", 128, 128),)
-# One 8192 px WebP of a 40 MP original: about 2 s of rendering, to catch a worker mid-image.
-SLOW_PRESETS = (Preset("huge", 8192, 8192, quality=90),)
 
 
 def png_bytes(width: int, height: int) -> bytes:

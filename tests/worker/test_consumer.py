@@ -9,13 +9,15 @@ import os
 import signal
 import time
 from collections.abc import Callable
+from functools import partial
+from pathlib import Path
 
 import httpx
+import pytest
 
 from devstack.ports import free_port
 from tests.conftest import RenderGate
 from tests.worker.conftest import (
-    SLOW_PRESETS,
     THUMB_ONLY,
     Images,
     StartWorker,
@@ -23,6 +25,8 @@ from tests.worker.conftest import (
     eventually,
     png_bytes,
 )
+from tests.worker.paused_render import render_when_released, started_path
+from worker import handlers
 
 MESSAGES = "picforge_worker_messages_total"
 SpawnWorker = Callable[..., WorkerProcess]
@@ -105,11 +109,17 @@ async def test_consumer_heartbeat_keeps_long_job_from_second_delivery(
 
 
 async def test_consumer_survives_render_process_death(
-    images: Images, start_worker: StartWorker, large_png: bytes
+    images: Images,
+    start_worker: StartWorker,
+    hopper_png: bytes,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
 ) -> None:
-    worker = await start_worker(presets=SLOW_PRESETS, worker_visibility_timeout_s=1)
-    image_id = await images.create(large_png)
-    await images.wait_for(image_id, "processing")
+    release = tmp_path / "render.release"
+    monkeypatch.setattr(handlers, "render_within_budget", partial(render_when_released, release))
+    worker = await start_worker(worker_visibility_timeout_s=1)
+    image_id = await images.create(hopper_png)
+    await eventually(started_path(release).exists, what="a render under way")
     [render_process] = await eventually(multiprocessing.active_children, what="a render process")
 
     assert render_process.pid is not None
@@ -118,8 +128,9 @@ async def test_consumer_survives_render_process_death(
     await eventually(lambda: worker.count(MESSAGES, outcome="retried") == 1, what="a retry")
     assert worker.count("picforge_worker_render_processes_replaced_total", reason="died") == 1
     assert not worker.task.done()
+    release.touch()
     image = await images.wait_for(image_id, "ready", timeout_s=30)
-    assert [r.name for r in image.renditions] == ["huge"]
+    assert [r.name for r in image.renditions] == ["thumb"]
 
 
 async def test_consumer_keeps_at_most_concurrency_images_in_flight(

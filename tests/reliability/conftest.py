@@ -38,6 +38,7 @@ from service.db import alembic_config, create_sessionmaker
 from service.keys import create_key
 from tests.conftest import REPO_ROOT
 from tests.flow import FINISHED
+from tests.queue import queue_counts
 
 if TYPE_CHECKING:
     from types_aiobotocore_s3 import S3Client
@@ -206,16 +207,7 @@ class Deployment:
 
     async def messages_queued(self) -> int:
         """Messages waiting in the queue or in a worker's hands (received, not yet deleted)."""
-        attributes = (
-            await self.sqs.get_queue_attributes(
-                QueueUrl=self.env["PICFORGE_QUEUE_URL"],
-                AttributeNames=[
-                    "ApproximateNumberOfMessages",
-                    "ApproximateNumberOfMessagesNotVisible",
-                ],
-            )
-        )["Attributes"]
-        return sum(int(count) for count in attributes.values())
+        return sum(await queue_counts(self.sqs, self.env["PICFORGE_QUEUE_URL"]))
 
     async def orphans(self) -> list[str]:
         """Objects in either bucket that no image record owns."""

@@ -22,6 +22,7 @@ from service.storage import renditions_prefix
 from tests.conftest import TESTDATA
 from tests.flow import create_image, fetch, upload, upload_image, upload_put, wait_until_finished
 from tests.polling import eventually
+from tests.queue import wait_until_queue_drained
 from tests.service.state import all_versions
 from worker.config import WorkerSettings
 from worker.main import run_worker
@@ -49,14 +50,6 @@ async def running_worker(settings: WorkerSettings) -> AsyncIterator[Metrics]:
     finally:
         stop.set()
         await asyncio.wait_for(task, timeout=30)
-
-
-async def queue_drained(sqs: SQSClient, queue_url: str) -> bool:
-    names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
-    attributes = (await sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=names))[
-        "Attributes"
-    ]
-    return all(attributes.get(name) == "0" for name in names)
 
 
 async def original_versions(s3: S3Client, settings: ApiSettings, image_id: str) -> list[str]:
@@ -103,11 +96,11 @@ async def test_reused_post_ticket_after_ready_changes_nothing_served_even_after_
         # POST tickets cannot be conditional: S3 takes the bytes (204) as a new version.
         reused = await upload(created["upload"], red_png(), content_type="image/png")
         assert reused.status_code == 204, reused.text
-        await eventually(lambda: queue_drained(sqs, api_settings.queue_url), what="the event")
+        await wait_until_queue_drained(sqs, api_settings.queue_url)
         assert await original_versions(s3, api_settings, created["id"]) == [pinned]
 
         assert (await client.post(f"/v1/images/{created['id']}/reprocess")).status_code == 202
-        await eventually(lambda: queue_drained(sqs, api_settings.queue_url), what="reprocess")
+        await wait_until_queue_drained(sqs, api_settings.queue_url)
         after = (await client.get(f"/v1/images/{created['id']}")).json()
 
     assert after["status"] == "ready"
@@ -135,7 +128,7 @@ async def test_upload_after_delete_is_removed(
 
         late = await upload(created["upload"], HOPPER_PNG, content_type="image/png")
         assert late.status_code == 204, late.text
-        await eventually(lambda: queue_drained(sqs, api_settings.queue_url), what="the event")
+        await wait_until_queue_drained(sqs, api_settings.queue_url)
 
     assert await all_versions(s3, api_settings) == []
 
@@ -171,7 +164,7 @@ async def test_image_never_uploaded_expires_is_swept_and_a_late_upload_removed(
         # The ticket was signed for 300 s; an upload S3 still accepts now is removed.
         late = await upload(stale["upload"], HOPPER_PNG[:9], content_type="image/png")
         assert late.status_code == 204, late.text
-        await eventually(lambda: queue_drained(sqs, api_settings.queue_url), what="the event")
+        await wait_until_queue_drained(sqs, api_settings.queue_url)
         swept = metrics.registry.get_sample_value(
             "picforge_worker_swept_total", {"kind": "expired_images"}
         )

@@ -30,6 +30,7 @@ from service.models import Image, ImageStatus
 from service.storage import original_key
 from tests.conftest import REPO_ROOT, TESTDATA
 from tests.polling import eventually
+from tests.queue import queue_counts
 from worker.config import WorkerSettings
 from worker.main import run_worker
 from worker.metrics import Metrics
@@ -134,19 +135,7 @@ class Images:
 
     async def queue_counts(self, queue_url: str | None = None) -> tuple[int, int]:
         """(visible, in flight) messages of the queue (default: the worker's)."""
-        attributes = (
-            await self.sqs.get_queue_attributes(
-                QueueUrl=queue_url or self.stack.queue_url,
-                AttributeNames=[
-                    "ApproximateNumberOfMessages",
-                    "ApproximateNumberOfMessagesNotVisible",
-                ],
-            )
-        )["Attributes"]
-        return (
-            int(attributes["ApproximateNumberOfMessages"]),
-            int(attributes["ApproximateNumberOfMessagesNotVisible"]),
-        )
+        return await queue_counts(self.sqs, queue_url or self.stack.queue_url)
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from service.config import ApiSettings
 from tests.conftest import TESTDATA, RenderGate
 from tests.flow import create_image, upload_image, wait_for_status
-from tests.polling import eventually
+from tests.queue import wait_until_queue_drained
 from tests.service.state import add_rendition, all_objects, all_versions, list_keys, set_status
 
 if TYPE_CHECKING:
@@ -21,19 +21,6 @@ if TYPE_CHECKING:
     from types_aiobotocore_sqs import SQSClient
 
 HOPPER_JPG = (TESTDATA / "good" / "hopper.jpg").read_bytes()
-
-
-async def wait_until_queue_drained(
-    sqs: SQSClient, queue_url: str, *, timeout_s: float = 60
-) -> None:
-    """Until the worker has deleted every message: each one handled, clean-up included."""
-    names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
-
-    async def drained() -> bool:
-        response = await sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=names)
-        return all(response["Attributes"].get(name) == "0" for name in names)
-
-    await eventually(drained, timeout_s=timeout_s, what="the queue to drain")
 
 
 async def test_delete_image_removes_record_original_and_renditions(

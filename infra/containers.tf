@@ -47,7 +47,6 @@ locals {
 
   api_environment = {
     PICFORGE_DB_POOL_SIZE      = tostring(local.api_db_pool_size)
-    PICFORGE_DB_MAX_OVERFLOW   = tostring(local.api_db_max_overflow)
     PICFORGE_PRESIGN_EXPIRES_S = local.presign_expires_s
     PICFORGE_MAX_UPLOAD_BYTES  = "52428800"
     # NOTE: null (and so left out) without the CDN: the API then pre-signs rendition GETs.
@@ -63,7 +62,6 @@ locals {
   worker_environment = {
     PICFORGE_PRESIGN_EXPIRES_S       = local.presign_expires_s
     PICFORGE_DB_POOL_SIZE            = tostring(local.worker_db_pool_size)
-    PICFORGE_DB_MAX_OVERFLOW         = tostring(local.worker_db_max_overflow)
     PICFORGE_QUEUE_URL               = aws_sqs_queue.images.url
     PICFORGE_WORKER_CONCURRENCY      = tostring(var.worker_concurrency)
     PICFORGE_WORKER_RENDER_PROCESSES = tostring(local.worker_render_processes)

@@ -40,17 +40,15 @@ locals {
   }
   db_max_connections = coalesce(var.db_max_connections, lookup(local.db_max_connections_by_class, var.db_instance_class, 0))
 
-  # NOTE: one uvicorn process per API task holds the engine (pool + overflow) and readiness's
+  # NOTE: one uvicorn process per API task holds the engine's pool and readiness's
   # own connection (service.readiness). A worker task has one engine: an in-flight image holds a
   # connection only while it reads or records, plus the abandoned-image sweep, the expiry sweep
   # or reconcile (worker.sweep, worker.reconciling) and the gate's probe.
-  api_db_pool_size       = var.api_db_pool_size
-  api_db_max_overflow    = var.api_db_max_overflow
-  worker_db_pool_size    = var.worker_concurrency + 3
-  worker_db_max_overflow = 0
+  api_db_pool_size    = var.api_db_pool_size
+  worker_db_pool_size = var.worker_concurrency + 3
 
-  api_connections_per_task    = local.api_db_pool_size + local.api_db_max_overflow + 1
-  worker_connections_per_task = local.worker_db_pool_size + local.worker_db_max_overflow
+  api_connections_per_task    = local.api_db_pool_size + 1
+  worker_connections_per_task = local.worker_db_pool_size
   db_connections_at_max = (
     var.api_max_count * local.api_connections_per_task +
     var.worker_max_count * local.worker_connections_per_task

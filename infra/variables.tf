@@ -223,23 +223,12 @@ variable "database_proxy" {
 
 variable "api_db_pool_size" {
   type        = number
-  description = "Database connections one API task keeps open (PICFORGE_DB_POOL_SIZE); counted in the connection budget."
-  default     = 5
+  description = "The most database connections one API task opens, each kept once open (PICFORGE_DB_POOL_SIZE); counted in the connection budget."
+  default     = 10
 
   validation {
-    condition     = var.api_db_pool_size >= 1 && var.api_db_pool_size <= 50
-    error_message = "api_db_pool_size must be 1-50."
-  }
-}
-
-variable "api_db_max_overflow" {
-  type        = number
-  description = "Connections one API task may open beyond its pool under a burst (PICFORGE_DB_MAX_OVERFLOW)."
-  default     = 5
-
-  validation {
-    condition     = var.api_db_max_overflow >= 0 && var.api_db_max_overflow <= 50
-    error_message = "api_db_max_overflow must be 0-50."
+    condition     = var.api_db_pool_size >= 1 && var.api_db_pool_size <= 100
+    error_message = "api_db_pool_size must be 1-100."
   }
 }
 

@@ -58,10 +58,9 @@ class DatabaseSettings(BaseSettings):
         "prefer"
     )
     db_sslrootcert: str | None = None
-    db_pool_size: int = Field(10, ge=1, le=100)
-    # Connections a pool may open beyond db_pool_size under a burst: infra/ counts both against
-    # the database's max_connections.
-    db_max_overflow: int = Field(10, ge=0, le=100)
+    # The most connections a process's pool opens, each kept once open; infra/ counts them
+    # against the database's max_connections.
+    db_pool_size: int = Field(20, ge=1, le=100)
     # Where IAM tokens are signed for and Secrets Manager is; the same settings as AwsSettings'.
     aws_region: str = "us-east-1"
     aws_endpoint_url: str | None = None

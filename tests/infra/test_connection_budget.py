@@ -1,5 +1,5 @@
-"""The connection budget: every api and worker task at its autoscaling maximum, each pool full
-with its overflow, fits under the database's max_connections with room for migrations and
+"""The connection budget: every api and worker task at its autoscaling maximum, each pool full,
+fits under the database's max_connections with room for migrations and
 operators. rds.tf checks it as a precondition at plan time; this checks the same arithmetic on
 every environment's tfvars (and on the defaults) without a plan, and that the arithmetic counts
 what the code really opens."""
@@ -29,7 +29,7 @@ def values_for(tf: Module, environment: str | None) -> dict[str, Any]:
 
 def budget(tf: Module, values: dict[str, Any]) -> tuple[int, int]:
     """(connections at full scale + reserve, max_connections), as database_access.tf counts."""
-    api_per_task = values["api_db_pool_size"] + values["api_db_max_overflow"] + 1
+    api_per_task = values["api_db_pool_size"] + 1
     worker_per_task = values["worker_concurrency"] + 3
     at_max = values["api_max_count"] * api_per_task + values["worker_max_count"] * worker_per_task
     by_class = tf.locals["db_max_connections_by_class"]
@@ -39,11 +39,9 @@ def budget(tf: Module, values: dict[str, Any]) -> tuple[int, int]:
 
 def test_budget_locals_are_the_arithmetic_this_test_does(tf: Module) -> None:
     locals_ = tf.locals
-    assert locals_["api_connections_per_task"] == (
-        "${local.api_db_pool_size + local.api_db_max_overflow + 1}"
-    )
+    assert locals_["api_connections_per_task"] == "${local.api_db_pool_size + 1}"
     assert locals_["worker_db_pool_size"] == "${var.worker_concurrency + 3}"
-    assert locals_["worker_db_max_overflow"] == 0
+    assert locals_["worker_connections_per_task"] == "${local.worker_db_pool_size}"
     assert "var.api_max_count * local.api_connections_per_task" in locals_["db_connections_at_max"]
     assert (
         "var.worker_max_count * local.worker_connections_per_task"
@@ -95,9 +93,7 @@ def test_containers_get_the_pool_sizes_the_budget_counts(tf: Module) -> None:
     api = tf.locals["api_environment"]
     worker = tf.locals["worker_environment"]
     assert api["PICFORGE_DB_POOL_SIZE"] == "${tostring(local.api_db_pool_size)}"
-    assert api["PICFORGE_DB_MAX_OVERFLOW"] == "${tostring(local.api_db_max_overflow)}"
     assert worker["PICFORGE_DB_POOL_SIZE"] == "${tostring(local.worker_db_pool_size)}"
-    assert worker["PICFORGE_DB_MAX_OVERFLOW"] == "${tostring(local.worker_db_max_overflow)}"
 
 
 def test_budget_refuses_prod_scale_on_the_dev_instance_class(tf: Module) -> None:
@@ -159,11 +155,9 @@ def test_proxy_leaves_the_reserve_to_the_owner_tasks(tf: Module) -> None:
     )
 
 
-async def test_engine_opens_at_most_pool_size_plus_overflow(unmigrated_database_url: str) -> None:
-    """What one process can hold: pool_size + max_overflow, however many sessions want one."""
-    settings = DatabaseSettings(
-        database_url=unmigrated_database_url, db_pool_size=2, db_max_overflow=1
-    )
+async def test_engine_opens_at_most_pool_size(unmigrated_database_url: str) -> None:
+    """What one process can hold: pool_size, however many sessions want one."""
+    settings = DatabaseSettings(database_url=unmigrated_database_url, db_pool_size=3)
     engine = create_engine(settings)
     observer = create_engine(DatabaseSettings(database_url=unmigrated_database_url))
     release = asyncio.Event()

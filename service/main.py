@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -71,6 +72,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             readiness=open_readiness(stack, settings, s3),
             cdn=await open_cdn(stack, settings, settings.cdn_distribution_id),
         )
+        # What start-up made (modules, schemas, clients: some 140k objects) lives as long as
+        # the process; frozen, the collector no longer walks it. Unfrozen, a full collection
+        # took 40 ms and paused every request in flight: most of a create's p99 under load.
+        gc.freeze()
         log.info("picforge API ready: uploads=%s", settings.uploads_bucket)
         yield
 

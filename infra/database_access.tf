@@ -40,8 +40,8 @@ locals {
   }
   db_max_connections = coalesce(var.db_max_connections, lookup(local.db_max_connections_by_class, var.db_instance_class, 0))
 
-  # NOTE: one uvicorn process per API task holds the engine's pool and readiness's
-  # own connection (service.readiness). A worker task has one engine: an in-flight image holds a
+  # NOTE: one uvicorn process per API task holds the engine's pool and readiness's own
+  # connection (service.readiness). A worker task has one engine: an in-flight image holds a
   # connection only while it reads or records, plus the abandoned-image sweep, the expiry sweep
   # or reconcile (worker.sweep, worker.reconciling) and the gate's probe.
   api_db_pool_size    = var.api_db_pool_size

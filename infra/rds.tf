@@ -83,8 +83,8 @@ resource "aws_db_instance" "this" {
 
   lifecycle {
     # NOTE: "intermittent connection errors under load" must not be the first incident: every
-    # api and worker task at its autoscaling maximum, each pool full, must
-    # fit under max_connections with room to spare (database_access.tf), or go through RDS Proxy.
+    # api and worker task at its autoscaling maximum, each pool full, must fit under
+    # max_connections with room to spare (database_access.tf), or go through RDS Proxy.
     precondition {
       condition     = local.db_max_connections > 0
       error_message = "Unknown db_instance_class for the connection budget: add it to local.db_max_connections_by_class or set db_max_connections."

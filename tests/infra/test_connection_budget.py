@@ -1,8 +1,8 @@
 """The connection budget: every api and worker task at its autoscaling maximum, each pool full,
-fits under the database's max_connections with room for migrations and
-operators. rds.tf checks it as a precondition at plan time; this checks the same arithmetic on
-every environment's tfvars (and on the defaults) without a plan, and that the arithmetic counts
-what the code really opens."""
+fits under the database's max_connections with room for migrations and operators. rds.tf
+checks it as a precondition at plan time; this checks the same arithmetic on every
+environment's tfvars (and on the defaults) without a plan, and that the arithmetic counts what
+the code really opens."""
 
 from __future__ import annotations
 

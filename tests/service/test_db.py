@@ -1,4 +1,5 @@
-"""The engine's pool: what it opens, and that it keeps what it opened."""
+"""The engine's pool keeps the connections it opened (how many it may open:
+tests/infra/test_connection_budget.py)."""
 
 from __future__ import annotations
 

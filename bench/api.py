@@ -49,12 +49,13 @@ from devstack.emulator import EMULATOR_CREDENTIALS, Emulator
 from devstack.ports import LOOPBACK, free_port, wait_for_port
 from devstack.postgres import EmbeddedPostgres
 from devstack.provision import provision
+from service.charges import CREATE_WITHIN_LIMITS, create_parameters
 from service.config import DatabaseSettings
 from service.creation import INSERT_FROM_KEY, new_image
 from service.creation import Upload as DeclaredUpload
 from service.db import alembic_config, create_sessionmaker
 from service.keys import create_key, parse_key
-from service.limits import CREATE_WITHIN_LIMITS, Limits, create_parameters
+from service.limits import Limits
 
 CREATE_BODY = {"filename": "bench.jpg", "content_type": "image/jpeg", "size_bytes": 123456}
 MAX_REQUESTS = 200_000  # a bound on top of the time bound

@@ -1,5 +1,6 @@
 """Creating an image: the declared upload checked, the row inserted (within the owner's limits,
-and once per Idempotency-Key when one is given), and the ticket to upload the original with.
+and once per Idempotency-Key when one is given: `service.idempotency`), and the ticket to
+upload the original with.
 
 Like `service.images`, a use-case module: it takes its collaborators explicitly, commits, and
 returns records (`service.models`), never HTTP shapes.
@@ -15,19 +16,23 @@ from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import TYPE_CHECKING, Final, Literal
 
-from sqlalchemy import bindparam, delete, func, insert, select
-from sqlalchemy.dialects.postgresql import insert as upsert
+from sqlalchemy import bindparam, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from service.charges import (
+    CREATE_WITHIN_LIMITS,
+    UsageMissing,
+    create_parameters,
+    ensure_usage,
+    read_create_charge,
+)
 from service.content_types import ACCEPTED_CONTENT_TYPES
 from service.errors import (
     FileTooLarge,
-    IdempotencyConflict,
-    ImageNotFound,
-    TooManyRequests,
     Unauthorized,
     UnsupportedContentType,
 )
+from service.idempotency import create_image_idempotently, forget_expired_idempotency_key
 from service.keys import (
     ACTIVE_KEY_OWNER,
     UNKNOWN_KEY,
@@ -35,17 +40,8 @@ from service.keys import (
     key_parameters,
     require_owner,
 )
-from service.limits import (
-    CREATE_WITHIN_LIMITS,
-    Limits,
-    Rate,
-    UsageMissing,
-    charge_create,
-    create_parameters,
-    ensure_usage,
-    read_create_charge,
-)
-from service.models import IdempotentCreate, Image, ImageStatus
+from service.limits import Limits, Rate
+from service.models import Image, ImageStatus
 from service.multipart import MultipartTicket, MultipartUploads, open_upload
 from service.storage import (
     PostPolicySigner,
@@ -182,7 +178,11 @@ async def create_image(
                 session, owner=owner, key=idempotency_key, ttl_s=idempotency_key_ttl_s
             )
             image, replayed, rate = await create_image_idempotently(
-                session, owner=owner, upload=upload, idempotency_key=idempotency_key, limits=limits
+                session,
+                image=new_image(owner=owner, upload=upload),
+                fingerprint=upload_fingerprint(upload),
+                idempotency_key=idempotency_key,
+                limits=limits,
             )
     elif limits is None:
         image = await insert_image(statements, key=key, upload=upload)
@@ -244,7 +244,7 @@ async def insert_image_within_limits(
     statements: AsyncEngine, *, key: ParsedKey, upload: Upload, limits: Limits
 ) -> tuple[Image, Rate]:
     """`insert_image`, guarded by the owner's limits in the same statement
-    (`service.limits.CREATE_WITHIN_LIMITS`): still one round trip, refused or not; two the
+    (`service.charges.CREATE_WITHIN_LIMITS`): still one round trip, refused or not; two the
     first time an owner creates anything."""
     image = new_image(owner="", upload=upload)
     parameters = create_parameters(key, image, limits)
@@ -260,89 +260,3 @@ async def insert_image_within_limits(
             rate = read_create_charge(row, size_bytes=upload.size_bytes)
     image.owner, image.created_at, image.updated_at = row.owner, row.created_at, row.updated_at
     return image, rate
-
-
-async def create_image_idempotently(
-    session: AsyncSession,
-    *,
-    owner: str,
-    upload: Upload,
-    idempotency_key: str,
-    limits: Limits | None = None,
-) -> tuple[Image, bool, Rate | None]:
-    """The image this key made, new or made earlier, whether it was made earlier, and the
-    owner's creates limit. A replay takes no token (the rollback gives it back), and is
-    answered even when the owner is out of them."""
-    image = new_image(owner=owner, upload=upload)
-    fingerprint = upload_fingerprint(upload)
-    rate = None
-    if limits is not None:
-        try:
-            rate = await charge_create(
-                session, owner=owner, limits=limits, size_bytes=upload.size_bytes
-            )
-        except TooManyRequests as refusal:
-            # A key that made an image earlier is a replay, and costs nothing: answer it.
-            await session.rollback()
-            try:
-                earlier = await find_idempotent_image(
-                    session, owner=owner, key=idempotency_key, fingerprint=fingerprint
-                )
-            except ImageNotFound:
-                raise refusal from None
-            return earlier, True, None
-    session.add(image)
-    await session.flush()
-    # A concurrent request holding the same key makes this wait for its commit, then do
-    # nothing: the primary key, not a read-then-write, decides which request made the image.
-    claimed = await session.scalar(
-        upsert(IdempotentCreate)
-        .values(owner=owner, key=idempotency_key, request_sha256=fingerprint, image_id=image.id)
-        .on_conflict_do_nothing(index_elements=["owner", "key"])
-        .returning(IdempotentCreate.image_id)
-    )
-    if claimed is not None:
-        await session.commit()
-        return image, False, rate
-    await session.rollback()
-    earlier = await find_idempotent_image(
-        session, owner=owner, key=idempotency_key, fingerprint=fingerprint
-    )
-    return earlier, True, None
-
-
-async def forget_expired_idempotency_key(
-    session: AsyncSession, *, owner: str, key: str, ttl_s: int
-) -> None:
-    """A key is remembered `ttl_s` seconds: past that, its request makes a new image, even
-    before the worker's sweep (`worker.sweep`) deletes the old key. In the create's own
-    transaction, so a create that then finds the key taken undoes nothing it should not."""
-    await session.execute(
-        delete(IdempotentCreate).where(
-            IdempotentCreate.owner == owner,
-            IdempotentCreate.key == key,
-            IdempotentCreate.created_at < func.now() - timedelta(seconds=ttl_s),
-        )
-    )
-
-
-async def find_idempotent_image(
-    session: AsyncSession, *, owner: str, key: str, fingerprint: bytes
-) -> Image:
-    found = (
-        await session.execute(
-            select(IdempotentCreate.request_sha256, Image)
-            .join(Image, Image.id == IdempotentCreate.image_id)
-            .where(IdempotentCreate.owner == owner, IdempotentCreate.key == key)
-        )
-    ).one_or_none()
-    if found is None:
-        # The image this key made was deleted between our insert and this read.
-        raise ImageNotFound("the image this Idempotency-Key created has been deleted")
-    if found.request_sha256 != fingerprint:
-        raise IdempotencyConflict(
-            "this Idempotency-Key was used with a different request body; use a new key for a "
-            "new image"
-        )
-    image: Image = found.Image
-    return image

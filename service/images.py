@@ -22,6 +22,7 @@ from sqlalchemy import delete, func, or_, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.cdn import Cdn
+from service.charges import charge_reprocess
 from service.config import ApiSettings
 from service.errors import (
     DependencyUnavailable,
@@ -29,11 +30,7 @@ from service.errors import (
     ImageNotUploaded,
 )
 from service.jobs import reprocess_message
-from service.limits import (
-    Limits,
-    Rate,
-    charge_reprocess,
-)
+from service.limits import Limits, Rate
 from service.models import Image, ImageStatus
 from service.pagination import Position, decode_cursor, encode_cursor
 from service.storage import (

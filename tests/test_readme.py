@@ -8,7 +8,7 @@ from service.config import ApiSettings
 from service.errors import PicforgeError
 from tests.conftest import REPO_ROOT
 from worker.config import WorkerSettings
-from worker.handlers import FAILURE_CODES
+from worker.failures import FAILURE_CODES
 from worker.validation import REJECTION_CODES
 
 README = (REPO_ROOT / "README.md").read_text()

@@ -22,7 +22,7 @@ from contextlib import asynccontextmanager
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from worker import records
-from worker.handlers import FAILURE_CODES
+from worker.failures import FAILURE_CODES
 from worker.metrics import Metrics
 
 log = logging.getLogger(__name__)

@@ -8,10 +8,8 @@ A handler returns an `Outcome` when the event is dealt with for good (the image 
 failed for a reason in the image itself, or there was nothing to do), and raises on anything
 transient (S3, the database, a render process that died), so the message is delivered again.
 
-Besides the rejection codes of `worker.validation` (`REJECTION_CODES`), an image can fail with
-the codes in `FAILURE_CODES`. What a client reads in `error.message` is only ever the fixed text
-of its code (`client_message`): what went wrong in detail (exception text, which may name hosts,
-endpoints, SQL or classes) goes to the log, with the image id.
+A failed image gets a code and the fixed text of it (`worker.failures`); what went wrong in
+detail goes to the log, with the image id.
 """
 
 from __future__ import annotations
@@ -19,9 +17,8 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from types import MappingProxyType
 from typing import TYPE_CHECKING, Final, Literal
 
 from botocore.exceptions import ClientError
@@ -40,38 +37,21 @@ from service.storage import (
 from worker import records
 from worker.costs import RenderBudget
 from worker.events import Event, ObjectCreated, ReprocessRequested
-from worker.pool import LIMIT_CODES, RenderLimitExceeded, RenderPool
+from worker.failures import (
+    FAILURE_CODES,
+    ORIGINAL_MISSING,
+    SIZE_EXCEEDS_DECLARATION,
+    client_message,
+)
+from worker.pool import RenderLimitExceeded, RenderPool
 from worker.render_job import render_within_budget
-from worker.renditions import REJECTION_CODES, ImageRejected, Limits, Preset, RenderResult
+from worker.renditions import ImageRejected, Limits, Preset, RenderResult
 from worker.sandbox import Usage
 
 if TYPE_CHECKING:
     from types_aiobotocore_s3 import S3Client
 
 log = logging.getLogger(__name__)
-
-ORIGINAL_MISSING: Final = "original_missing"
-SIZE_EXCEEDS_DECLARATION: Final = "size_exceeds_declaration"
-FAILURE_CODES: Final[Mapping[str, str]] = MappingProxyType(
-    {
-        LIMIT_CODES["cpu"]: "rendering took more CPU time than the image's budget allows",
-        LIMIT_CODES["memory"]: "rendering needed more memory than the render process has",
-        records.PROCESSING_FAILED: "processing kept failing for reasons outside the image; a "
-        "reprocess tries again",
-        ORIGINAL_MISSING: "the original is no longer in the uploads bucket",
-        SIZE_EXCEEDS_DECLARATION: "the original is larger than the size declared for it",
-    }
-)
-_UNKNOWN_FAILURE: Final = "the image could not be processed"
-_CLIENT_MESSAGES: Final[Mapping[str, str]] = MappingProxyType(
-    {str(code): text for code, text in REJECTION_CODES.items()} | dict(FAILURE_CODES)
-)
-
-
-def client_message(code: str) -> str:
-    """The text a client reads for a failure code: ours, fixed, free of internals."""
-    return _CLIENT_MESSAGES.get(code, _UNKNOWN_FAILURE)
-
 
 EXTENSIONS: Final = {"webp": "webp", "jpeg": "jpg", "avif": "avif"}
 # The bytes under a rendition key never change (see `rendition_key`): cache them forever.

@@ -43,7 +43,7 @@ from service.storage import (
     original_key,
 )
 from worker import records
-from worker.handlers import FAILURE_CODES, ORIGINAL_MISSING
+from worker.failures import FAILURE_CODES, ORIGINAL_MISSING
 from worker.metrics import Metrics
 from worker.renditions import Preset
 

@@ -18,7 +18,7 @@ from service.storage import original_key, rendition_key
 from tests.worker.conftest import THUMB_ONLY, Images, StartWorker, eventually
 from worker.config import WorkerSettings
 from worker.events import ObjectCreated, parse_message_body
-from worker.handlers import client_message
+from worker.failures import client_message
 from worker.main import open_worker
 from worker.messages import Message, MessageQueue
 from worker.metrics import Metrics

@@ -20,7 +20,7 @@ import pytest
 from tests.worker.conftest import Images, StartWorker, png_bytes
 from tests.worker.hostile import CPU, MEMORY, Case, big_canvases, corpus
 from worker.costs import MiB, RenderBudget
-from worker.handlers import client_message
+from worker.failures import client_message
 from worker.renditions import DEFAULT_PRESETS, Preset
 
 MESSAGES = "picforge_worker_messages_total"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from functools import cached_property
-from typing import Literal
+from typing import Final, Literal
 from urllib.parse import quote
 
 from pydantic import Field, model_validator
@@ -129,3 +129,33 @@ class ApiSettings(AwsSettings, DatabaseSettings, LimitSettings):
     demo_enabled: bool = False
     # A key the demo page offers to anyone who opens it: for a local stack only.
     demo_api_key: str | None = Field(None, repr=False)
+
+
+# The worker's settings beyond the API's (worker.config.WorkerSettings, which the API does not
+# import: it brings libvips in), so either process knows every name picforge reads
+# (`service.startup.unknown_settings`). tests/test_packaging.py keeps the two in step.
+WORKER_ONLY_SETTINGS: Final = frozenset(
+    {
+        "max_jpeg_scans",
+        "max_metadata_bytes",
+        "max_pixels",
+        "presets",
+        "reconcile_grace_s",
+        "render_cpu_max_s",
+        "render_cpu_s",
+        "render_cpu_s_per_mp",
+        "render_memory_mb",
+        "upload_grace_s",
+        "worker_concurrency",
+        "worker_drain_s",
+        "worker_job_timeout_s",
+        "worker_max_receive_count",
+        "worker_metrics_host",
+        "worker_metrics_port",
+        "worker_reconcile_every_s",
+        "worker_render_processes",
+        "worker_sweep_every_s",
+        "worker_visibility_timeout_s",
+        "worker_wait_s",
+    }
+)

@@ -6,14 +6,21 @@ into `SystemExit("picforge <process>: PICFORGE_X: what is expected")`:
 
     ConfigurationError     a value of the wrong form, a missing setting, an unreachable endpoint
     SchemaNotMigrated      the database is reachable but not migrated
+
+A `PICFORGE_*` name that no picforge process reads (a typo, a removed setting) stops nothing,
+since nothing reads it; `load_settings` warns of it by name instead of ignoring it silently.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+import difflib
+import logging
+import os
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from typing import TypeVar
+from pathlib import Path
+from typing import Final, TypeVar
 
 import aioboto3
 import asyncpg  # type: ignore[import-untyped]  # asyncpg ships no type hints
@@ -23,16 +30,35 @@ from botocore.exceptions import (
     EndpointConnectionError,
     NoCredentialsError,
 )
+from dotenv import dotenv_values
 from pydantic import ValidationError
 from pydantic_settings import BaseSettings
 from sqlalchemy.exc import SQLAlchemyError
 
 from service.aws import client_config
-from service.config import AwsSettings, DatabaseSettings
+from service.config import WORKER_ONLY_SETTINGS, ApiSettings, AwsSettings, DatabaseSettings
 from service.db import SchemaNotMigrated, create_engine, require_migrated
 from service.storage import s3_client_config
 
+log = logging.getLogger(__name__)
+
 ENV_PREFIX = "PICFORGE_"
+# Read by the tools rather than a settings class: the CLI (service.api_client) and `make dev`.
+TOOL_VARIABLES: Final = frozenset(
+    {
+        "PICFORGE_API_KEY",
+        "PICFORGE_API_URL",
+        "PICFORGE_DEV_API_KEY",
+        "PICFORGE_DEV_PORT",
+        "PICFORGE_MINISTACK",
+    }
+)
+KNOWN_VARIABLES: Final = TOOL_VARIABLES | {
+    f"{ENV_PREFIX}{name.upper()}" for name in (*ApiSettings.model_fields, *WORKER_ONLY_SETTINGS)
+}
+# Where pydantic-settings also reads settings from (`env_file` in service.config), from the
+# working directory.
+ENV_FILE: Final = Path(".env")
 CONNECT_TIMEOUT_S = 15
 S = TypeVar("S", bound=BaseSettings)
 # What connecting to an unreachable or refusing PostgreSQL raises, through SQLAlchemy or not.
@@ -57,10 +83,27 @@ def describe_validation_error(exc: ValidationError) -> str:
 
 
 def load_settings(settings_class: type[S]) -> S:
+    for warning in unknown_settings({**dotenv_values(ENV_FILE), **os.environ}):
+        log.warning("%s", warning)
     try:
         return settings_class()
     except ValidationError as exc:
         raise ConfigurationError(describe_validation_error(exc)) from None
+
+
+def unknown_settings(variables: Mapping[str, object]) -> list[str]:
+    """A warning for each `PICFORGE_*` name in `variables` that no picforge process reads,
+    naming the setting it is most likely a typo of. Names are matched without case, as
+    pydantic-settings matches them."""
+    warnings = []
+    for name in sorted(variables):
+        upper = name.upper()
+        if not upper.startswith(ENV_PREFIX) or upper in KNOWN_VARIABLES:
+            continue
+        closest = difflib.get_close_matches(upper, KNOWN_VARIABLES, n=1, cutoff=0.8)
+        hint = f"; did you mean {closest[0]}?" if closest else ""
+        warnings.append(f"{name} is not a picforge setting, and is ignored{hint}")
+    return warnings
 
 
 def database_setting(settings: DatabaseSettings) -> str:

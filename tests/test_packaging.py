@@ -12,6 +12,7 @@ import yaml
 from pydantic_settings import BaseSettings
 
 from service.config import ApiSettings
+from service.startup import KNOWN_VARIABLES, TOOL_VARIABLES
 from tests.conftest import REPO_ROOT
 from worker.config import WorkerSettings
 
@@ -127,16 +128,9 @@ def test_dockerfile_pins_its_base_image(dockerfile: str) -> None:
 # ${VAR}, ${VAR:-default}, ${VAR-default}, ${VAR:?message}, ${VAR?message}
 INTERPOLATION = re.compile(r"\$\{(?P<name>\w+)(?:(?P<op>:?[-?])(?P<rest>[^}]*))?\}")
 ENV_EXAMPLE_LINE = re.compile(r"^#?\s?(?P<name>[A-Z][A-Z0-9_]*)=", re.MULTILINE)
+
+
 # Read by `make dev` and the command line, not by a settings class.
-NON_SETTINGS = {
-    "PICFORGE_API_KEY",
-    "PICFORGE_API_URL",
-    "PICFORGE_DEV_API_KEY",
-    "PICFORGE_DEV_PORT",
-    "PICFORGE_MINISTACK",
-}
-
-
 def compose_texts() -> dict[str, str]:
     return {
         name: (REPO_ROOT / name).read_text()
@@ -152,6 +146,13 @@ def setting_names(settings: type[BaseSettings]) -> set[str]:
     return {f"PICFORGE_{name.upper()}" for name in settings.model_fields}
 
 
+def test_start_up_knows_every_setting_of_either_process() -> None:
+    """What `service.startup.unknown_settings` takes for a picforge name: no more, no less."""
+    settings = setting_names(ApiSettings) | setting_names(WorkerSettings)
+
+    assert settings | TOOL_VARIABLES == KNOWN_VARIABLES
+
+
 def test_env_example_lists_every_setting_and_nothing_else() -> None:
     listed = {m["name"] for m in ENV_EXAMPLE_LINE.finditer(env_example())}
     settings = setting_names(ApiSettings) | setting_names(WorkerSettings)
@@ -161,7 +162,7 @@ def test_env_example_lists_every_setting_and_nothing_else() -> None:
 
     assert not settings - listed, "add these to .env.example"
     picforge = {name for name in listed if name.startswith("PICFORGE_")}
-    assert not picforge - settings - NON_SETTINGS, "no such setting"
+    assert not picforge - settings - TOOL_VARIABLES, "no such setting"
     assert not {n for n in listed if not n.startswith("PICFORGE_")} - compose_variables
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import boto3
 import httpx
@@ -144,6 +145,43 @@ def test_process_stops_with_one_line_naming_a_wrong_setting(
     assert "Traceback" not in result.stderr
     [line] = [line for line in result.stderr.splitlines() if line.startswith("picforge ")]
     assert says in line, result.stderr
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("argv", [API_ARGV, WORKER_ARGV], ids=["api", "worker"])
+def test_process_names_a_setting_no_picforge_process_reads(
+    argv: list[str], stack: Stack, emulator: Emulator, database_url: str, tmp_path: Path
+) -> None:
+    """A typo (here in `.env`) or a removed setting is warned of at start-up, with the setting
+    it is closest to; a setting of the other process is not. The process then stops on the
+    missing queue URL, the quickest way out."""
+    (tmp_path / ".env").write_text("PICFORGE_DB_POOL_SIZ=3\n")
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("PICFORGE_")},
+        "PICFORGE_DATABASE_URL": database_url,
+        "PICFORGE_AWS_ENDPOINT_URL": emulator.url,
+        "PICFORGE_UPLOADS_BUCKET": stack.names.uploads_bucket,
+        "PICFORGE_RENDITIONS_BUCKET": stack.names.renditions_bucket,
+        "PICFORGE_DB_MAX_OVERFLOW": "10",  # removed in favour of one pool size
+        "PICFORGE_WORKER_CONCURRENCY": "2",  # the worker's, also set for the API in `make dev`
+        "PICFORGE_MAX_UPLOAD_BYTES": "1000000",  # the API's
+        "PYTHONPATH": str(REPO_ROOT),
+    }
+
+    result = subprocess.run(
+        argv, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=240
+    )
+
+    assert result.returncode == 1
+    warnings = [line for line in result.stderr.splitlines() if "not a picforge setting" in line]
+    assert len(warnings) == 2, result.stderr
+    assert "PICFORGE_DB_MAX_OVERFLOW is not a picforge setting, and is ignored" in warnings[0]
+    assert warnings[1].endswith(
+        "PICFORGE_DB_POOL_SIZ is not a picforge setting, and is ignored; "
+        "did you mean PICFORGE_DB_POOL_SIZE?"
+    )
+    assert "PICFORGE_QUEUE_URL: is required but not set" in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 @pytest.mark.timeout(300)

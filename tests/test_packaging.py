@@ -130,7 +130,6 @@ INTERPOLATION = re.compile(r"\$\{(?P<name>\w+)(?:(?P<op>:?[-?])(?P<rest>[^}]*))?
 ENV_EXAMPLE_LINE = re.compile(r"^#?\s?(?P<name>[A-Z][A-Z0-9_]*)=", re.MULTILINE)
 
 
-# Read by `make dev` and the command line, not by a settings class.
 def compose_texts() -> dict[str, str]:
     return {
         name: (REPO_ROOT / name).read_text()

@@ -14,9 +14,10 @@ On a versioned bucket the first upload the worker sees pins the original's versi
 (`original_version_id`, the oldest version S3 holds under the key): that version is the one
 rendered, then and on every reprocess, and any other version is a later upload to remove.
 
-The two writes every image makes (`claim_upload`, `record_ready`) use statements built once, run
-as Core statements on the session's connection: built per call and run through the ORM's
-session, they cost 7-8 ms of the worker's CPU per image; this way, 2-3 ms (bench/README.md).
+The two writes every image makes (`claim_upload`, `record_ready`) run Core statements on the
+session's connection, built once but for the claim's UPDATE of what changed: built on every call
+and run through the ORM session, they cost 7-8 ms of the worker's CPU per image; this way, 2-3 ms
+(bench/README.md).
 """
 
 from __future__ import annotations

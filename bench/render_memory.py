@@ -10,8 +10,9 @@ whole frame decoded cost bytes per pixel, the figure that turns into their pixel
 (bench/README.md holds the measured table; worker/costs.py the limits drawn from it).
 
 Inputs are generated (smooth colour fields with fine noise: photo-like, compressible enough
-that the input bytes do not dominate). HEIC and AVIF are encoded at a smaller size, since
-encoding 100 MP of either takes minutes; their cost is per pixel, so the size does not matter.
+that the input bytes do not dominate). HEIC, AVIF and lossless WebP are encoded at a smaller
+size, since encoding 100 MP of any of them takes minutes; their cost is per pixel, so the size
+does not matter.
 """
 
 from __future__ import annotations
@@ -48,8 +49,12 @@ class Case:
     bits: int
     full_frame: bool  # needs the whole frame decoded (no streaming, no shrink-on-load)
     encode: Callable[[pyvips.Image], bytes]
-    # Photo-like by default; lossless WebP and GIF of a photograph at 100 MP take longer to
-    # encode than the run has, and what their decode costs does not depend on the picture.
+    # Encoded at --full-frame-megapixels rather than --megapixels: too slow to encode at 100 MP.
+    small: bool = False
+    # Photo-like by default. A GIF of a photograph at 100 MP takes longer to encode than the
+    # run has, and libnsgif holds the whole frame as RGBA whatever the picture. (Not so
+    # lossless WebP: a palette of a few colours packs up to 8 pixels to the word its decoder
+    # holds for each, so a flat picture would understate what a photograph costs.)
     flat: bool = False
 
 
@@ -108,18 +113,25 @@ CASES: tuple[Case, ...] = (
     Case(
         "WebP lossless",
         8,
-        False,
+        True,
         lambda image: image.webpsave_buffer(lossless=True, effort=0),
-        flat=True,
+        small=True,
     ),
-    Case("GIF", 8, False, lambda image: image.gifsave_buffer(effort=1, dither=0), flat=True),
-    Case("HEIC", 8, True, heic),
-    Case("AVIF", 8, True, lambda image: image.heifsave_buffer(Q=50, compression="av1", effort=0)),
+    Case("GIF", 8, True, lambda image: image.gifsave_buffer(effort=1, dither=0), flat=True),
+    Case("HEIC", 8, True, heic, small=True),
+    Case(
+        "AVIF",
+        8,
+        True,
+        lambda image: image.heifsave_buffer(Q=50, compression="av1", effort=0),
+        small=True,
+    ),
     Case(
         "AVIF",
         10,
         True,
         lambda i: i.heifsave_buffer(Q=50, compression="av1", effort=0, bitdepth=10),
+        small=True,
     ),
 )
 
@@ -136,13 +148,15 @@ def peak_rss(path: Path) -> int:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--megapixels", type=int, default=100)
-    parser.add_argument("--full-frame-megapixels", type=int, default=24, help="HEIC and AVIF")
+    parser.add_argument(
+        "--full-frame-megapixels", type=int, default=24, help="HEIC, AVIF and lossless WebP"
+    )
     parser.add_argument("--only", default="", help="just the inputs whose label contains this")
     args = parser.parse_args()
     print_table(args.megapixels, args.full_frame_megapixels, args.only)
 
 
-def print_table(megapixels: int, heif_megapixels: int, only: str = "") -> None:
+def print_table(megapixels: int, small_megapixels: int, only: str = "") -> None:
     with tempfile.TemporaryDirectory() as folder:
         tiny = Path(folder) / "tiny.png"
         tiny.write_bytes(photo_field(64, 64).pngsave_buffer())
@@ -153,8 +167,7 @@ def print_table(megapixels: int, heif_megapixels: int, only: str = "") -> None:
             f"{'over baseline':>15}{'bytes/pixel':>13}"
         )
         for case in (case for case in CASES if only in case.label):
-            is_heif = case.label in ("HEIC", "AVIF")
-            side = round((heif_megapixels if is_heif else megapixels) ** 0.5 * 1000)
+            side = round((small_megapixels if case.small else megapixels) ** 0.5 * 1000)
             if case.flat:
                 data = case.encode(flat_field(side, side))
             else:

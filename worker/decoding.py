@@ -1,8 +1,9 @@
 """Decode an original into the one picture every rendition starts from: upright, sRGB, 8-bit RGB
 or RGBA, in memory, at the scale the largest rendition needs.
 
-libvips decodes: JPEG and WebP at reduced scale while they decode (shrink-on-load), PNG and GIF
-streaming in sequential access, AVIF through libheif. HEIC alone decodes through pillow-heif:
+libvips decodes: JPEG and WebP at reduced scale while they decode (shrink-on-load; lossless
+WebP's decoder still holds the whole frame), PNG streaming in sequential access, GIF whole (its
+decoder holds the frame as RGBA), AVIF through libheif. HEIC alone decodes through pillow-heif:
 the libheif in the libvips wheels has no HEVC decoder, pillow-heif's does; its pixels are handed
 to libvips, which does the rest alike.
 

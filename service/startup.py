@@ -83,7 +83,11 @@ def describe_validation_error(exc: ValidationError) -> str:
 
 
 def load_settings(settings_class: type[S]) -> S:
-    for warning in unknown_settings({**dotenv_values(ENV_FILE), **os.environ}):
+    try:
+        from_file = dotenv_values(ENV_FILE)
+    except (OSError, UnicodeDecodeError) as exc:  # pydantic-settings would raise it, unexplained
+        raise ConfigurationError(f"{ENV_FILE}: cannot be read ({first_line(exc)})") from None
+    for warning in unknown_settings({**from_file, **os.environ}):
         log.warning("%s", warning)
     try:
         return settings_class()

@@ -185,6 +185,26 @@ def test_process_names_a_setting_no_picforge_process_reads(
 
 
 @pytest.mark.timeout(300)
+def test_process_stops_with_one_line_on_an_env_file_that_is_not_text(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_bytes(b"PICFORGE_QUEUE_URL=\xff\xfe\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PICFORGE_")}
+
+    result = subprocess.run(
+        WORKER_ARGV,
+        cwd=tmp_path,
+        env={**env, "PYTHONPATH": str(REPO_ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    [line] = [line for line in result.stderr.splitlines() if line.startswith("picforge ")]
+    assert line.startswith("picforge worker: .env: cannot be read (UnicodeDecodeError"), line
+
+
+@pytest.mark.timeout(300)
 def test_devstack_stops_with_one_line_on_a_dev_key_of_the_wrong_form() -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PICFORGE_")}
 

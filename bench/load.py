@@ -15,8 +15,10 @@ Starts `python -m devstack` (embedded PostgreSQL, the emulator, the API and the 
 Reports creates/s, upload -> ready p50/p95/p99, answers by status, images lost (uploaded, never
 finished) and 5xx answers, and the worker's own CPU per finished image: the worker process alone,
 not its render children, so what it costs outside the render (S3, SQS, PostgreSQL, handing the
-bytes to a child). Exits 1 if any image was lost or any answer was a 5xx: those are the
-promises; the rest are figures (bench/README.md).
+bytes to a child). Then, against the same emulator, the S3 and SQS calls the worker makes per
+image made alone by the worker's own clients (bench/calls_alone.py), and the worker's figure
+over theirs: what the worker adds to the calls it cannot do without. Exits 1 if any image was
+lost or any answer was a 5xx: those are the promises; the rest are figures (bench/README.md).
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ import httpx
 import psutil
 from PIL import Image, ImageFilter
 
+from calls_alone import calls_alone_cpu_ms
 from devstack.ports import free_port, wait_for_port
 from service.keys import generate_key
 
@@ -51,6 +54,7 @@ MAX_IMAGES = 20_000  # a bound on top of the time bound
 POLL_S = 0.05
 FINISH_GRACE_S = 120  # after the clients stop, how long images may still take to finish
 SAMPLE_EVERY_S = 10
+CALLS_ALONE_ROUNDS = 40
 
 
 def photo_like(width: int, height: int) -> bytes:
@@ -305,9 +309,11 @@ def main() -> None:
             )
             result = report(tally, args.seconds)
         finished = result["images_ready"] + result["images_failed"]
-        result["worker_cpu_ms_per_image"] = round(
-            (cpu_s(worker) - worker_cpu_before) / max(1, finished) * 1000, 1
-        )
+        worker_ms = (cpu_s(worker) - worker_cpu_before) / max(1, finished) * 1000
+        calls_ms = asyncio.run(calls_alone_cpu_ms(worker.environ(), data, CALLS_ALONE_ROUNDS))
+        result["worker_cpu_ms_per_image"] = round(worker_ms, 1)
+        result["calls_alone_cpu_ms_per_image"] = round(calls_ms, 1)
+        result["worker_over_calls_alone"] = round(worker_ms / calls_ms, 2)
     finally:
         stack.send_signal(signal.SIGTERM)
         stack.wait(60)

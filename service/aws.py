@@ -21,6 +21,12 @@ if TYPE_CHECKING:
 
 # SQS long polls hold a read open for up to 20 s (ReceiveMessage's longest WaitTimeSeconds).
 LONG_POLL_S: Final = 20
+# Parameters S3's endpoint rules declare and no rule reads (tests/service/test_aws.py walks the
+# rules to hold that true). botocore passes them all the same, so the object key is part of the
+# key of its cache of resolved endpoints: every new key misses it and the rules are evaluated
+# again, about a quarter of the client CPU of a PUT (boto/botocore#3528). botocore drops these
+# three itself since boto/botocore#3692, in releases newer than aioboto3 15.5.0 allows.
+UNREAD_S3_ENDPOINT_PARAMETERS: Final = ("Key", "Prefix", "CopySource")
 
 
 def client_config(settings: AwsSettings, *, waits_s: float = 0) -> AioConfig:
@@ -45,6 +51,10 @@ async def open_s3_client(
             config=client_config(settings).merge(s3_client_config(settings)),
         )
     )
+    # NOTE: botocore's private state; tests/service/test_aws.py fails if this stops working.
+    endpoint_parameters = client._ruleset_resolver._param_definitions  # type: ignore[attr-defined]
+    for name in UNREAD_S3_ENDPOINT_PARAMETERS:
+        endpoint_parameters.pop(name, None)
     return client
 
 

@@ -1,5 +1,6 @@
 """The AWS clients give up on an endpoint that stopped answering within their timeouts, and what
-they raise is a dependency being unavailable (503), not a request held for minutes."""
+they raise is a dependency being unavailable (503), not a request held for minutes. The S3
+client resolves its endpoint once for a bucket, not once for every object key."""
 
 from __future__ import annotations
 
@@ -9,10 +10,18 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack
 from typing import Any
 
+import botocore.session
 import pytest
 
+from devstack.emulator import Emulator
 from devstack.ports import LOOPBACK
-from service.aws import open_cloudfront_client, open_s3_client, open_sqs_client
+from devstack.provision import Stack
+from service.aws import (
+    UNREAD_S3_ENDPOINT_PARAMETERS,
+    open_cloudfront_client,
+    open_s3_client,
+    open_sqs_client,
+)
 from service.config import AwsSettings
 from service.errors import DependencyUnavailable, domain_error
 
@@ -79,3 +88,50 @@ async def test_client_gives_up_on_a_silent_endpoint_as_a_dependency_unavailable(
     assert time.monotonic() - started < GIVES_UP_WITHIN_S
     assert "timeout" in type(raised.value).__name__.lower()
     assert isinstance(domain_error(raised.value), DependencyUnavailable)
+
+
+def references(node: object) -> set[str]:
+    """Every parameter a ruleset's rules read (`{"ref": name}`), at any depth."""
+    if isinstance(node, dict):
+        found = {node["ref"]} if isinstance(node.get("ref"), str) else set()
+        return found.union(*(references(value) for value in node.values()))
+    if isinstance(node, list):
+        return set().union(*(references(item) for item in node))
+    return set()
+
+
+def test_s3_endpoint_rules_read_none_of_the_parameters_the_client_leaves_out() -> None:
+    """Should a botocore release make a rule read one, the client would resolve a wrong
+    endpoint without it: this fails first."""
+    loader = botocore.session.get_session().get_component("data_loader")
+    ruleset = loader.load_service_model("s3", "endpoint-rule-set-1")
+
+    assert set(UNREAD_S3_ENDPOINT_PARAMETERS) <= set(ruleset["parameters"])
+    assert not references(ruleset["rules"]) & set(UNREAD_S3_ENDPOINT_PARAMETERS)
+
+
+async def test_s3_client_resolves_its_endpoint_once_for_every_key_of_a_bucket(
+    emulator: Emulator, stack: Stack
+) -> None:
+    settings = AwsSettings(
+        aws_endpoint_url=emulator.url,
+        uploads_bucket=stack.names.uploads_bucket,
+        renditions_bucket=stack.names.renditions_bucket,
+    )
+    bucket = settings.renditions_bucket
+    async with AsyncExitStack() as stack_of_clients:
+        s3 = await open_s3_client(stack_of_clients, settings)
+        await s3.put_object(Bucket=bucket, Key="first", Body=b"1")
+        resolve_endpoint = s3._ruleset_resolver._provider.resolve_endpoint  # type: ignore[attr-defined]
+        misses = resolve_endpoint.cache_info().misses
+
+        for key in ("second", "a/third"):
+            await s3.put_object(Bucket=bucket, Key=key, Body=key.encode())
+        listing = await s3.list_object_versions(Bucket=bucket, Prefix="a/")
+        got = await s3.get_object(Bucket=bucket, Key="a/third")
+        async with got["Body"] as body:
+            data = await body.read()
+
+        assert resolve_endpoint.cache_info().misses == misses
+    assert [version["Key"] for version in listing["Versions"]] == ["a/third"]
+    assert data == b"a/third"

@@ -43,7 +43,8 @@ from service.storage import s3_client_config
 log = logging.getLogger(__name__)
 
 ENV_PREFIX = "PICFORGE_"
-# Read by the tools rather than a settings class: the CLI (service.api_client) and `make dev`.
+# Read by the tools rather than a settings class: the CLI (service.api_client), `make dev` and
+# the test suite (tests/browser/conftest.py, tests/worker/test_hostile_corpus.py).
 TOOL_VARIABLES: Final = frozenset(
     {
         "PICFORGE_API_KEY",
@@ -51,6 +52,8 @@ TOOL_VARIABLES: Final = frozenset(
         "PICFORGE_DEV_API_KEY",
         "PICFORGE_DEV_PORT",
         "PICFORGE_MINISTACK",
+        "PICFORGE_TEST_ARTIFACTS",
+        "PICFORGE_HOSTILE_TABLE",
     }
 )
 KNOWN_VARIABLES: Final = TOOL_VARIABLES | {

@@ -152,6 +152,20 @@ def test_start_up_knows_every_setting_of_either_process() -> None:
     assert settings | TOOL_VARIABLES == KNOWN_VARIABLES
 
 
+def test_start_up_knows_every_picforge_name_the_code_reads_from_the_environment() -> None:
+    """A name a tool or the suite reads, unknown to start-up, would be warned of as a typo."""
+    reads = re.compile(r"(?:environ|env)(?:\.get\(|\[|\.setdefault\()\"(PICFORGE_[A-Z0-9_]+)\"")
+    sources = [
+        path
+        for folder in ("service", "worker", "devstack", "tests", "bench")
+        for path in (REPO_ROOT / folder).rglob("*.py")
+    ]
+    read = {name for path in sources for name in reads.findall(path.read_text())}
+
+    assert "PICFORGE_TEST_ARTIFACTS" in read  # the pattern finds what the suite reads
+    assert not read - KNOWN_VARIABLES
+
+
 def test_env_example_lists_every_setting_and_nothing_else() -> None:
     listed = {m["name"] for m in ENV_EXAMPLE_LINE.finditer(env_example())}
     settings = setting_names(ApiSettings) | setting_names(WorkerSettings)

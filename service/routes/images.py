@@ -20,110 +20,35 @@ from service.errors import (
     DependencyUnavailable,
     FileTooLarge,
     IdempotencyConflict,
-    ImageNotFound,
     ImageNotUploaded,
     Problem,
-    TooManyRequests,
-    Unauthorized,
     UnsupportedContentType,
-    ValidationIssue,
     problem_response,
 )
 from service.images import delete_image, list_images, reprocess_image
 from service.limits import Limits
-from service.models import Image, ImageStatus
-from service.multipart import MultipartTicket, MultipartUploads
-from service.multipart_schemas import MultipartUploadTicket
+from service.models import ImageStatus
+from service.multipart import MultipartUploads
 from service.pagination import CURSOR_PATTERN
 from service.resources import Resources
-from service.schemas import (
-    ImageCreate,
-    ImageCreatedOut,
-    ImageListOut,
-    ImageOut,
-    PostUploadTicket,
-    PutUploadTicket,
+from service.routes.answers import (
+    INVALID_REQUEST,
+    LIMITED_CREATE,
+    LIMITED_REPROCESS,
+    MALFORMED,
+    NOT_FOUND,
+    RATE_HEADERS,
+    UNAUTHORIZED,
+    UNAVAILABLE,
+    image_out,
+    upload_ticket_out,
 )
-from service.storage import UploadTicket, presign_download
+from service.schemas import ImageCreate, ImageCreatedOut, ImageListOut, ImageOut
 
 router = APIRouter(
     prefix="/images", tags=["images"], dependencies=[Depends(reject_unknown_query_parameters)]
 )
 
-INVALID_REQUEST = Problem(
-    type="urn:picforge:error:validation_error",
-    title="Invalid request",
-    status=422,
-    detail="body.size_bytes: Input should be greater than 0",
-    code="validation_error",
-    errors=[
-        ValidationIssue(
-            location=["body", "size_bytes"],
-            message="Input should be greater than 0",
-            type="greater_than",
-        )
-    ],
-)
-UNAUTHORIZED = problem_response(
-    "No API key, or one that is unknown or revoked.",
-    Unauthorized("the API key is unknown or has been revoked"),
-)
-NOT_FOUND = problem_response(
-    "No such image, or one another owner made: the two are indistinguishable.",
-    ImageNotFound("there is no image 0b7e5d9c-3f41-4a63-9a8e-2d4b1f6c8e10"),
-)
-MALFORMED = problem_response("The request is malformed.", INVALID_REQUEST)
-UNAVAILABLE = problem_response(
-    "S3 or SQS did not answer; nothing was changed, so the request can be retried.",
-    DependencyUnavailable("storage is unavailable; the image is kept, try again"),
-)
-LIMITED_CREATE = problem_response(
-    "The owner's creates rate, or one of its quotas, refused the create: `code` and `limit` "
-    "say which. A rate refusal comes with `Retry-After`; a quota frees as images are uploaded "
-    "(`awaiting_upload`) or deleted (both).",
-    Problem(
-        type="urn:picforge:error:create_rate_limited",
-        title=TooManyRequests.title,
-        status=429,
-        detail="more than 120 creates a minute (60 at once): retry after 1 s",
-        code="create_rate_limited",
-        limit="creates",
-    ),
-    Problem(
-        type="urn:picforge:error:awaiting_upload_quota_exceeded",
-        title=TooManyRequests.title,
-        status=429,
-        detail="500 images are awaiting upload, as many as this owner may have at once (500): "
-        "upload or delete some first",
-        code="awaiting_upload_quota_exceeded",
-        limit="awaiting_upload",
-    ),
-    Problem(
-        type="urn:picforge:error:stored_bytes_quota_exceeded",
-        title=TooManyRequests.title,
-        status=429,
-        detail="123456 more bytes would take this owner over its storage quota: 10737400000 "
-        "of 10737418240 bytes stored; delete images to free some",
-        code="stored_bytes_quota_exceeded",
-        limit="stored_bytes",
-    ),
-)
-LIMITED_REPROCESS = problem_response(
-    "The owner's reprocess rate refused it: nothing was queued. Retry after `Retry-After`.",
-    Problem(
-        type="urn:picforge:error:reprocess_rate_limited",
-        title=TooManyRequests.title,
-        status=429,
-        detail="more than 30 reprocesses a minute: retry after 2 s",
-        code="reprocess_rate_limited",
-        limit="reprocesses",
-    ),
-)
-RATE_HEADERS = {
-    name: header
-    for name, header in LIMITED_CREATE["headers"].items()
-    if name in ("RateLimit-Policy", "RateLimit")
-}
 IdempotencyKey = Annotated[
     str | None,
     Header(
@@ -139,46 +64,6 @@ IdempotencyKey = Annotated[
         examples=["5f0c6a8e-8d7b-4c1e-9f7a-2f1f3b9d0c42"],
     ),
 ]
-
-
-def upload_ticket_out(
-    ticket: UploadTicket | MultipartTicket,
-) -> PostUploadTicket | PutUploadTicket | MultipartUploadTicket:
-    if isinstance(ticket, MultipartTicket):
-        return MultipartUploadTicket(
-            method="MULTIPART",
-            upload_id=ticket.upload_id,
-            key=ticket.key,
-            part_size=ticket.part_bytes,
-            part_count=ticket.part_count,
-            expires_at=ticket.expires_at,
-        )
-    if ticket.method == "PUT":
-        return PutUploadTicket(
-            method="PUT", url=ticket.url, headers=ticket.fields, expires_at=ticket.expires_at
-        )
-    return PostUploadTicket(
-        method="POST", url=ticket.url, fields=ticket.fields, expires_at=ticket.expires_at
-    )
-
-
-async def image_out(resources: Resources, image: Image) -> ImageOut:
-    """The one way a record becomes an answer: every route that returns an image uses it."""
-    settings = resources.settings
-    if settings.public_base_url:
-        base = settings.public_base_url.rstrip("/")
-        urls = {r.name: f"{base}/{r.key}" for r in image.renditions}
-    else:
-        urls = {
-            r.name: await presign_download(
-                resources.presigner,
-                bucket=settings.renditions_bucket,
-                key=r.key,
-                expires_s=settings.rendition_url_expires_s,
-            )
-            for r in image.renditions
-        }
-    return ImageOut.from_record(image, urls)
 
 
 def multipart_uploads(resources: Resources) -> MultipartUploads:

@@ -35,13 +35,8 @@ from service.multipart_schemas import (
     StoredPartOut,
     StoredPartsOut,
 )
-from service.routes.images import (
-    MALFORMED,
-    UNAUTHORIZED,
-    UNAVAILABLE,
-    image_out,
-    multipart_uploads,
-)
+from service.routes.answers import MALFORMED, UNAUTHORIZED, UNAVAILABLE, image_out
+from service.routes.images import multipart_uploads
 from service.schemas import ImageOut
 
 router = APIRouter(

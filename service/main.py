@@ -16,7 +16,7 @@ from service.config import ApiSettings
 from service.db import autocommit, create_engine, create_sessionmaker, require_migrated
 from service.deps import refuse_inactive_key
 from service.docs import install_docs
-from service.errors import install_error_handlers
+from service.error_handlers import install_error_handlers
 from service.openapi import install_openapi
 from service.readiness import open_readiness
 from service.resources import Resources

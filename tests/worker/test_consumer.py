@@ -82,8 +82,9 @@ async def test_consumer_sigkill_mid_image_leaves_message_for_next_worker(
     next_worker = await start_worker(presets=THUMB_ONLY)
     image = await images.wait_for(image_id, "ready")
     assert [r.name for r in image.renditions] == ["thumb"]
-    assert next_worker.count(MESSAGES, outcome="done") == 1
+    # The message is deleted, and counted, after the record is ready.
     assert await eventually(lambda: _queue_is_empty(images), what="an empty queue")
+    await eventually(lambda: next_worker.count(MESSAGES, outcome="done") == 1, what="done")
 
 
 async def _queue_is_empty(images: Images) -> bool:

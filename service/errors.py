@@ -249,6 +249,7 @@ def problem_response(description: str, *examples: PicforgeError | Problem) -> di
             status=example.status_code,
             detail=example.detail,
             code=example.code,
+            limit=example.limit if isinstance(example, TooManyRequests) else None,
         )
         for example in examples
     ]

@@ -50,42 +50,34 @@ LIMITED_CREATE = problem_response(
     "The owner's creates rate, or one of its quotas, refused the create: `code` and `limit` "
     "say which. A rate refusal comes with `Retry-After`; a quota frees as images are uploaded "
     "(`awaiting_upload`) or deleted (both).",
-    Problem(
-        type="urn:picforge:error:create_rate_limited",
-        title=TooManyRequests.title,
-        status=429,
-        detail="more than 120 creates a minute (60 at once): retry after 1 s",
+    TooManyRequests(
+        "more than 120 creates a minute (60 at once): retry after 1 s",
         code="create_rate_limited",
         limit="creates",
+        headers={},
     ),
-    Problem(
-        type="urn:picforge:error:awaiting_upload_quota_exceeded",
-        title=TooManyRequests.title,
-        status=429,
-        detail="500 images are awaiting upload, as many as this owner may have at once (500): "
+    TooManyRequests(
+        "500 images are awaiting upload, as many as this owner may have at once (500): "
         "upload or delete some first",
         code="awaiting_upload_quota_exceeded",
         limit="awaiting_upload",
+        headers={},
     ),
-    Problem(
-        type="urn:picforge:error:stored_bytes_quota_exceeded",
-        title=TooManyRequests.title,
-        status=429,
-        detail="123456 more bytes would take this owner over its storage quota: 10737400000 "
+    TooManyRequests(
+        "123456 more bytes would take this owner over its storage quota: 10737400000 "
         "of 10737418240 bytes stored; delete images to free some",
         code="stored_bytes_quota_exceeded",
         limit="stored_bytes",
+        headers={},
     ),
 )
 LIMITED_REPROCESS = problem_response(
     "The owner's reprocess rate refused it: nothing was queued. Retry after `Retry-After`.",
-    Problem(
-        type="urn:picforge:error:reprocess_rate_limited",
-        title=TooManyRequests.title,
-        status=429,
-        detail="more than 30 reprocesses a minute: retry after 2 s",
+    TooManyRequests(
+        "more than 30 reprocesses a minute: retry after 2 s",
         code="reprocess_rate_limited",
         limit="reprocesses",
+        headers={},
     ),
 )
 RATE_HEADERS = {

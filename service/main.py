@@ -9,6 +9,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 
 from fastapi import FastAPI
 
+from service import VERSION
 from service.aws import open_s3_client, open_sqs_client
 from service.body_limit import BodyLimit
 from service.cdn import open_cdn
@@ -83,7 +84,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 def create_app(settings: ApiSettings | None = None) -> FastAPI:
     app = FastAPI(
         title="picforge",
-        version="0.1.0",
+        version=VERSION,
         summary="Image uploads straight to S3, validated renditions back.",
         description=DESCRIPTION,
         license_info={"name": "MIT", "identifier": "MIT"},

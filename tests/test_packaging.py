@@ -11,6 +11,7 @@ import pytest
 import yaml
 from pydantic_settings import BaseSettings
 
+from service import VERSION
 from service.config import ApiSettings
 from service.startup import KNOWN_VARIABLES, TOOL_VARIABLES
 from tests.conftest import REPO_ROOT
@@ -94,6 +95,11 @@ def test_compose_publishes_ports_on_loopback_only(compose: dict[str, Any]) -> No
     for name, service in compose["services"].items():
         for port in service.get("ports", []):
             assert port.startswith("127.0.0.1:"), f"{name} publishes {port} on every interface"
+
+
+def test_the_release_the_code_names_is_the_packaged_one() -> None:
+    project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]
+    assert project["version"] == VERSION
 
 
 def test_dockerfile_installs_exactly_the_locked_dependencies(dockerfile: str) -> None:

@@ -1,6 +1,7 @@
 """The AWS clients give up on an endpoint that stopped answering within their timeouts, and what
 they raise is a dependency being unavailable (503), not a request held for minutes. The S3
-client resolves its endpoint once for a bucket, not once for every object key."""
+client resolves its endpoint once for a bucket, not once for every object key. Every request
+names picforge as its caller."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import pytest
 from devstack.emulator import Emulator
 from devstack.ports import LOOPBACK
 from devstack.provision import Stack
+from service import VERSION
 from service.aws import (
     UNREAD_S3_ENDPOINT_PARAMETERS,
     open_cloudfront_client,
@@ -135,3 +137,29 @@ async def test_s3_client_resolves_its_endpoint_once_for_every_key_of_a_bucket(
         assert resolve_endpoint.cache_info().misses == misses
     assert [version["Key"] for version in listing["Versions"]] == ["a/third"]
     assert data == b"a/third"
+
+
+async def test_every_request_names_picforge_and_its_release_as_the_caller(
+    emulator: Emulator, stack: Stack
+) -> None:
+    """What an operator finds in CloudTrail and in S3's access logs."""
+    settings = AwsSettings(
+        aws_endpoint_url=emulator.url,
+        uploads_bucket=stack.names.uploads_bucket,
+        renditions_bucket=stack.names.renditions_bucket,
+    )
+    sent: list[str] = []
+
+    def record_user_agent(request: Any, **_: Any) -> None:
+        sent.append(request.headers["User-Agent"].decode())
+
+    async with AsyncExitStack() as stack_of_clients:
+        s3 = await open_s3_client(stack_of_clients, settings)
+        sqs = await open_sqs_client(stack_of_clients, settings)
+        for client in (s3, sqs):
+            client.meta.events.register("before-send", record_user_agent)
+        await s3.put_object(Bucket=settings.renditions_bucket, Key="named", Body=b"1")
+        await sqs.get_queue_url(QueueName=stack.names.queue)
+
+    assert len(sent) == 2
+    assert all(agent.startswith(f"picforge/{VERSION} botocore/") for agent in sent)

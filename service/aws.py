@@ -1,7 +1,8 @@
 """The AWS clients of both processes, built here and nowhere else.
 
 Each client is an async context manager entered once per process on the caller's exit stack
-(the API's lifespan, the worker's `main()`), never per request.
+(the API's lifespan, the worker's `main()`), never per request; Secrets Manager alone is entered
+for each of its rare uses (a database login's password, a key the CLI stores).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import aioboto3
 from aiobotocore.config import AioConfig
 
 from service import VERSION
-from service.config import AwsSettings
+from service.config import AwsSettings, DatabaseSettings
 from service.storage import s3_client_config
 
 if TYPE_CHECKING:
@@ -78,6 +79,24 @@ async def open_sqs_client(
         )
     )
     return client
+
+
+def secrets_manager_client(settings: DatabaseSettings) -> Any:
+    """Secrets Manager, entered with `async with` for each use (a login reading the database's
+    password, a key stored by the CLI): no call waits longer than a database login may
+    (`db_connect_timeout_s`), where botocore alone would wait 60 s to connect and 60 s a read."""
+    timeout_s = settings.db_connect_timeout_s
+    return aioboto3.Session().client(
+        "secretsmanager",
+        region_name=settings.aws_region,
+        endpoint_url=settings.aws_endpoint_url,
+        config=AioConfig(
+            connect_timeout=timeout_s,
+            read_timeout=timeout_s,
+            retries={"mode": "standard", "max_attempts": 3},
+            user_agent=USER_AGENT,
+        ),
+    )
 
 
 async def open_cloudfront_client(stack: AsyncExitStack, settings: AwsSettings) -> Any:

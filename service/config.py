@@ -50,7 +50,8 @@ class DatabaseSettings(BaseSettings):
     db_auth: Literal["password", "iam", "secret"] = "password"
     db_secret_arn: str | None = None
     # A connection attempt to an unreachable server fails this soon instead of after asyncpg's
-    # 60 s: a request waiting on it is better answered 503 by then.
+    # 60 s: a request waiting on it is better answered 503 by then. Reading the password from
+    # Secrets Manager (`secret`) is given as long again.
     db_connect_timeout_s: float = Field(10.0, gt=0, le=60)
     # libpq's modes; `verify-full` checks the certificate against PICFORGE_DB_SSLROOTCERT (RDS's
     # CA bundle) and the host name. Local runs keep `prefer`.

@@ -12,9 +12,11 @@ presents is decided at that moment, never at start-up:
   read once and kept; when the server refuses it, the secret is read again and, if it changed
   (a rotation), the login is retried at once with the new password.
 
-A login the server refuses raises `DatabaseLoginRefused`, a `ConnectionError`: to the API that
-is the database being unavailable (503 `dependency_unavailable`), to the worker a transient
-failure, exactly like a refused socket. The password or token never appears in the error.
+A login the server refuses raises `DatabaseLoginRefused`, and a secret that cannot be read
+(Secrets Manager unreachable or refusing, or a secret without a password) raises
+`DatabaseSecretUnreadable`: both are `ConnectionError`s, so to the API the database is
+unavailable (503 `dependency_unavailable`) and to the worker it is out of reach, exactly as
+with a refused socket. The password or token never appears in the error.
 
 TLS: `verify-ca` and `verify-full` check the server's certificate against
 `PICFORGE_DB_SSLROOTCERT` (RDS's CA bundle); `verify-full` also checks the host name. The other
@@ -27,14 +29,16 @@ import asyncio
 import json
 import logging
 import ssl
+import threading
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import aioboto3
 import asyncpg  # type: ignore[import-untyped]  # asyncpg ships no type hints
 import botocore.session
+from botocore.exceptions import BotoCoreError, ClientError
 from sqlalchemy.engine import make_url
 
+from service.aws import secrets_manager_client
 from service.config import DatabaseSettings
 
 log = logging.getLogger(__name__)
@@ -44,6 +48,10 @@ Connect = Callable[[], Awaitable[asyncpg.Connection]]
 
 class DatabaseLoginRefused(ConnectionError):
     """PostgreSQL refused the credentials (a revoked or rotated password, an expired token)."""
+
+
+class DatabaseSecretUnreadable(ConnectionError):
+    """The secret holding the database's password could not be read, or holds none."""
 
 
 def ssl_option(settings: DatabaseSettings) -> ssl.SSLContext | str:
@@ -71,6 +79,8 @@ class Login:
             self._kwargs["ssl"] = ssl_option(settings)
         self._settings = settings
         self._secret_password: str | None = None
+        self._token_signer: Any = None
+        self._token_signer_made = threading.Lock()  # logins sign in threads, side by side
 
     @property
     def user(self) -> str:
@@ -113,11 +123,14 @@ class Login:
 
     def _iam_token(self) -> str:
         # Signing is local (no call to AWS); the task role's credentials are fetched and
-        # refreshed by botocore's provider chain.
-        client: Any = botocore.session.get_session().create_client(
-            "rds", region_name=self._settings.aws_region
-        )
-        token: str = client.generate_db_auth_token(
+        # refreshed by the client's provider chain. One client for every login: making one
+        # loads the RDS model, 65-115 ms of CPU, where a token from it costs 0.1 ms.
+        with self._token_signer_made:
+            if self._token_signer is None:
+                self._token_signer = botocore.session.get_session().create_client(
+                    "rds", region_name=self._settings.aws_region
+                )
+        token: str = self._token_signer.generate_db_auth_token(
             DBHostname=str(self._kwargs["host"]),
             Port=int(self._kwargs.get("port") or 5432),
             DBUsername=self.user,
@@ -126,19 +139,29 @@ class Login:
         return token
 
     async def _read_secret(self) -> str:
-        session = aioboto3.Session()
-        async with session.client(
-            "secretsmanager",
-            region_name=self._settings.aws_region,
-            endpoint_url=self._settings.aws_endpoint_url,
-        ) as secrets:
-            value = await secrets.get_secret_value(SecretId=self._settings.db_secret_arn)
-        text: str = value["SecretString"]
+        arn = self._settings.db_secret_arn
+        try:
+            # The whole read, retries included, takes no longer than a login may.
+            async with asyncio.timeout(self._settings.db_connect_timeout_s):
+                async with secrets_manager_client(self._settings) as secrets:
+                    value = await secrets.get_secret_value(SecretId=arn)
+        except (BotoCoreError, ClientError, TimeoutError) as exc:
+            log.warning("database login: secret %s not read: %s", arn, type(exc).__name__)
+            raise DatabaseSecretUnreadable(
+                f"the database's secret {arn} could not be read ({type(exc).__name__})"
+            ) from exc
+        text = value.get("SecretString")
+        if not isinstance(text, str):
+            raise DatabaseSecretUnreadable(f"the database's secret {arn} holds no text")
         try:
             document = json.loads(text)
         except json.JSONDecodeError:
             return text  # a plain-text secret is the password itself
-        password: str = document["password"] if isinstance(document, dict) else text
+        if not isinstance(document, dict):
+            return text
+        password = document.get("password")
+        if not isinstance(password, str):
+            raise DatabaseSecretUnreadable(f"the database's secret {arn} has no `password`")
         return password
 
 

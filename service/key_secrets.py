@@ -18,9 +18,9 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-import aioboto3
 from botocore.exceptions import ClientError
 
+from service.aws import secrets_manager_client
 from service.config import DatabaseSettings
 from service.keys import Sessions, check_owner, ensure_key, generate_key, parse_key
 
@@ -45,10 +45,7 @@ async def create_key_in_secret(
     check_owner(owner)  # before anything is made
     plaintext = generate_key()
     key_id = parse_key(plaintext).key_id
-    session = aioboto3.Session()
-    async with session.client(
-        "secretsmanager", region_name=settings.aws_region, endpoint_url=settings.aws_endpoint_url
-    ) as secrets:
+    async with secrets_manager_client(settings) as secrets:
         try:
             created = await secrets.create_secret(
                 Name=secret_name,

@@ -29,7 +29,7 @@ from sqlalchemy import make_url, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from devstack.emulator import EMULATOR_CREDENTIALS, Emulator
-from devstack.ports import free_port, wait_for_port
+from devstack.ports import LOOPBACK, free_port, wait_for_port
 from devstack.postgres import EmbeddedPostgres
 from devstack.provision import Stack, provision
 from service.config import ApiSettings, DatabaseSettings
@@ -78,6 +78,27 @@ def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
     log_path = tmp_path_factory.mktemp("ministack") / "ministack.log"
     with Emulator(log_path=log_path) as running:
         yield running
+
+
+@pytest.fixture
+async def silent_endpoint() -> AsyncIterator[str]:
+    """A TCP server that accepts connections and reads them, but never answers: a black hole,
+    as a stalled endpoint or a dropped route is to the client."""
+    held: list[asyncio.StreamWriter] = []
+
+    async def read_forever(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        held.append(writer)
+        while await reader.read(65536):
+            pass
+
+    server = await asyncio.start_server(read_forever, LOOPBACK, 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        yield f"http://{LOOPBACK}:{port}"
+    finally:
+        for writer in held:
+            writer.close()
+        server.close()
 
 
 @pytest.fixture

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import ssl
+import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -17,8 +18,9 @@ from sqlalchemy import text
 
 from devstack.emulator import Emulator
 from service.config import DatabaseSettings
-from service.database_login import DatabaseLoginRefused, Login
+from service.database_login import DatabaseLoginRefused, DatabaseSecretUnreadable, Login
 from service.db import create_engine
+from service.errors import DependencyUnavailable, domain_error
 from tests.secure_postgres import ADDRESS, OTHER_ADDRESS, SecurePostgres
 
 
@@ -157,6 +159,39 @@ async def test_login_from_a_secret_follows_its_rotation_without_a_restart(
         await login.connect()
 
 
+async def test_login_gives_up_on_a_silent_secrets_manager_as_on_a_database_out_of_reach(
+    silent_endpoint: str,
+) -> None:
+    """Within the login's own timeout, where botocore alone waits 60 s a read, three times."""
+    settings = DatabaseSettings(
+        db_host=ADDRESS,
+        db_auth="secret",
+        db_secret_arn="arn:aws:secretsmanager:us-east-1:000000000000:secret:picforge-db",
+        db_connect_timeout_s=0.5,
+        aws_endpoint_url=silent_endpoint,
+    )
+    started = time.monotonic()
+    with pytest.raises(DatabaseSecretUnreadable) as unreadable:
+        await Login(settings).connect()
+
+    assert time.monotonic() - started < 5
+    assert "picforge-db" in str(unreadable.value)
+    assert isinstance(unreadable.value, ConnectionError)  # the worker waits for the database
+    assert isinstance(domain_error(unreadable.value), DependencyUnavailable)  # the API: 503
+
+
+async def test_login_from_a_secret_without_a_password_says_so(emulator: Emulator) -> None:
+    secrets = boto3.client("secretsmanager", endpoint_url=emulator.url, region_name="us-east-1")
+    arn = secrets.create_secret(
+        Name=f"db-{uuid.uuid4().hex[:8]}", SecretString=json.dumps({"username": "picforge"})
+    )["ARN"]
+    settings = DatabaseSettings(
+        db_host=ADDRESS, db_auth="secret", db_secret_arn=arn, aws_endpoint_url=emulator.url
+    )
+    with pytest.raises(DatabaseSecretUnreadable, match="has no `password`"):
+        await Login(settings).connect()
+
+
 async def test_login_iam_signs_a_new_token_for_each_connection(monkeypatch: Any) -> None:
     """No RDS here to accept a token: what is checked is the token each connection would
     present (signed for this host, port and user, valid 15 minutes), never one kept."""
@@ -189,3 +224,25 @@ async def test_login_iam_signs_a_new_token_for_each_connection(monkeypatch: Any)
     assert query["Action"] == ["connect"] and query["DBUser"] == ["picforge_app"]
     assert query["X-Amz-Expires"] == ["900"]
     assert "/eu-west-1/rds-db/aws4_request" in query["X-Amz-Credential"][0]
+
+
+async def test_login_iam_signs_every_token_with_one_client(monkeypatch: Any) -> None:
+    """Making a client loads the RDS model, 65-115 ms of CPU: a pool filling again after a
+    failover must not pay that for each connection. A token from a kept client is 0.1 ms."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAEXAMPLE")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "example")
+    settings = DatabaseSettings(
+        db_host="db.example.eu-west-1.rds.amazonaws.com", db_auth="iam", aws_region="eu-west-1"
+    )
+    login = Login(settings)
+
+    async def present(password: str | None) -> Any:
+        return None
+
+    monkeypatch.setattr(login, "_connect", present)
+    await login.connect()
+    started = time.process_time()
+    for _ in range(10):
+        await login.connect()
+
+    assert (time.process_time() - started) / 10 < 0.02

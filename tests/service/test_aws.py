@@ -5,9 +5,8 @@ names picforge as its caller."""
 
 from __future__ import annotations
 
-import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from typing import Any
 
@@ -15,7 +14,6 @@ import botocore.session
 import pytest
 
 from devstack.emulator import Emulator
-from devstack.ports import LOOPBACK
 from devstack.provision import Stack
 from service import VERSION
 from service.aws import (
@@ -29,27 +27,6 @@ from service.errors import DependencyUnavailable, domain_error
 
 # The SDK makes 3 attempts, with a backoff of up to a second or two between them.
 GIVES_UP_WITHIN_S = 10
-
-
-@pytest.fixture
-async def silent_endpoint() -> AsyncIterator[str]:
-    """A TCP server that accepts connections and reads them, but never answers: a black hole,
-    as a stalled endpoint or a dropped route is to the client."""
-    held: list[asyncio.StreamWriter] = []
-
-    async def read_forever(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        held.append(writer)
-        while await reader.read(65536):
-            pass
-
-    server = await asyncio.start_server(read_forever, LOOPBACK, 0)
-    port = server.sockets[0].getsockname()[1]
-    try:
-        yield f"http://{LOOPBACK}:{port}"
-    finally:
-        for writer in held:
-            writer.close()
-        server.close()
 
 
 Call = Callable[[AsyncExitStack, AwsSettings], Awaitable[Any]]

@@ -189,8 +189,9 @@ FOREIGN_ERRORS: tuple[type[Exception], ...] = (
     OSError,  # a refused or reset socket, a unix socket gone; TimeoutError is one too
 )
 # SQLSTATE classes that say the server, not the statement, failed: connection exceptions,
-# insufficient resources (too many connections), operator intervention (shutdown, failover).
-UNAVAILABLE_SQLSTATES = ("08", "53", "57P")
+# insufficient resources (too many connections), operator intervention (shutdown, failover),
+# and a statement cancelled (57014: the app role's statement timeout ran out behind a lock).
+UNAVAILABLE_SQLSTATES = ("08", "53", "57P", "57014")
 NO_UPLOAD = ("NoSuchUpload",)
 UNREACHABLE_DATABASE = (sqlalchemy_errors.OperationalError, sqlalchemy_errors.InterfaceError)
 

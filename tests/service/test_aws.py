@@ -89,17 +89,22 @@ def test_s3_endpoint_rules_read_none_of_the_parameters_the_client_leaves_out() -
     assert not references(ruleset["rules"]) & set(UNREAD_S3_ENDPOINT_PARAMETERS)
 
 
-async def test_s3_client_resolves_its_endpoint_once_for_every_key_of_a_bucket(
-    emulator: Emulator, stack: Stack
-) -> None:
-    settings = AwsSettings(
+@pytest.fixture
+def emulated_settings(emulator: Emulator, stack: Stack) -> AwsSettings:
+    """The clients' settings for the emulator, its buckets provisioned."""
+    return AwsSettings(
         aws_endpoint_url=emulator.url,
         uploads_bucket=stack.names.uploads_bucket,
         renditions_bucket=stack.names.renditions_bucket,
     )
-    bucket = settings.renditions_bucket
+
+
+async def test_s3_client_resolves_its_endpoint_once_for_every_key_of_a_bucket(
+    emulated_settings: AwsSettings,
+) -> None:
+    bucket = emulated_settings.renditions_bucket
     async with AsyncExitStack() as stack_of_clients:
-        s3 = await open_s3_client(stack_of_clients, settings)
+        s3 = await open_s3_client(stack_of_clients, emulated_settings)
         await s3.put_object(Bucket=bucket, Key="first", Body=b"1")
         resolve_endpoint = s3._ruleset_resolver._provider.resolve_endpoint  # type: ignore[attr-defined]
         misses = resolve_endpoint.cache_info().misses
@@ -117,25 +122,20 @@ async def test_s3_client_resolves_its_endpoint_once_for_every_key_of_a_bucket(
 
 
 async def test_every_request_names_picforge_and_its_release_as_the_caller(
-    emulator: Emulator, stack: Stack
+    emulated_settings: AwsSettings, stack: Stack
 ) -> None:
     """What an operator finds in CloudTrail and in S3's access logs."""
-    settings = AwsSettings(
-        aws_endpoint_url=emulator.url,
-        uploads_bucket=stack.names.uploads_bucket,
-        renditions_bucket=stack.names.renditions_bucket,
-    )
     sent: list[str] = []
 
     def record_user_agent(request: Any, **_: Any) -> None:
         sent.append(request.headers["User-Agent"].decode())
 
     async with AsyncExitStack() as stack_of_clients:
-        s3 = await open_s3_client(stack_of_clients, settings)
-        sqs = await open_sqs_client(stack_of_clients, settings)
+        s3 = await open_s3_client(stack_of_clients, emulated_settings)
+        sqs = await open_sqs_client(stack_of_clients, emulated_settings)
         for client in (s3, sqs):
             client.meta.events.register("before-send", record_user_agent)
-        await s3.put_object(Bucket=settings.renditions_bucket, Key="named", Body=b"1")
+        await s3.put_object(Bucket=emulated_settings.renditions_bucket, Key="named", Body=b"1")
         await sqs.get_queue_url(QueueName=stack.names.queue)
 
     assert len(sent) == 2

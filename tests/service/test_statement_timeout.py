@@ -1,14 +1,16 @@
-"""The app role's statement timeout (migration 0010): a request whose statement waits behind a
-lock is answered 503 once PostgreSQL cancels it, and its pooled connection serves again after."""
+"""The app role's timeouts (migration 0010): a request whose statement waits behind a lock is
+answered 503 once PostgreSQL cancels it, and a session left idle in a transaction is ended
+with its locks, so whoever waited for them goes on."""
 
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import asyncpg  # type: ignore[import-untyped]
 import httpx
-import pytest
 from sqlalchemy import make_url
 
 from service.config import ApiSettings
@@ -16,9 +18,11 @@ from service.main import create_app
 from tests.conftest import KeyMaker, api_client
 
 APP_ROLE = "picforge_app"
+MIGRATED = {"statement_timeout": "15s", "idle_in_transaction_session_timeout": "1min"}
 TIMEOUT_S = 1
 # Whatever the machine: an answer within this is the timeout's doing, not the lock's end.
 ANSWERED_WITHIN_S = 5 * TIMEOUT_S
+IMAGE = {"filename": "a.jpg", "content_type": "image/jpeg", "size_bytes": 10}
 
 
 def as_role(database_url: str, role: str | None = None) -> str:
@@ -30,62 +34,64 @@ def as_role(database_url: str, role: str | None = None) -> str:
     return url.render_as_string(hide_password=False)
 
 
-async def test_app_role_statements_time_out_after_15_s(database_url: str) -> None:
+async def test_app_role_has_the_migrated_timeouts(database_url: str) -> None:
     connection = await asyncpg.connect(as_role(database_url, APP_ROLE))
     try:
-        assert await connection.fetchval("SHOW statement_timeout") == "15s"
+        shown = {name: await connection.fetchval(f"SHOW {name}") for name in MIGRATED}
     finally:
         await connection.close()
+    assert shown == MIGRATED
 
 
-@pytest.fixture
-async def impatient_app_role(database_url: str) -> AsyncIterator[None]:
-    """The app role's timeout at `TIMEOUT_S` while the test runs (new logins take it up)."""
+@asynccontextmanager
+async def app_role_api(
+    api_settings: ApiSettings, database_url: str, key: str, **timeouts: str
+) -> AsyncIterator[httpx.AsyncClient]:
+    """The API logged in as the app role, as on AWS, with the role's `timeouts` changed
+    meanwhile (each login takes them up) and set back to the migrated ones after."""
     owner = await asyncpg.connect(as_role(database_url))
-    await owner.execute(f"ALTER ROLE {APP_ROLE} SET statement_timeout = '{TIMEOUT_S}s'")
+    app_role_url = make_url(database_url).set(username=APP_ROLE, password="")
+    app = create_app(
+        api_settings.model_copy(
+            update={"database_url": app_role_url.render_as_string(hide_password=False)}
+        )
+    )
     try:
-        yield
+        for name, value in timeouts.items():
+            await owner.execute(f"ALTER ROLE {APP_ROLE} SET {name} = '{value}'")
+        async with app.router.lifespan_context(app), api_client(app, key) as http:
+            yield http
     finally:
-        await owner.execute(f"ALTER ROLE {APP_ROLE} SET statement_timeout = '15s'")
+        for name in timeouts:
+            await owner.execute(f"ALTER ROLE {APP_ROLE} SET {name} = '{MIGRATED[name]}'")
         await owner.close()
 
 
-@pytest.fixture
-async def app_role_client(
-    api_settings: ApiSettings, database_url: str, make_key: KeyMaker, impatient_app_role: None
-) -> AsyncIterator[httpx.AsyncClient]:
-    """The API logged in as the app role, as on AWS."""
-    app_role_url = make_url(database_url).set(username=APP_ROLE, password="")
-    settings = api_settings.model_copy(
-        update={"database_url": app_role_url.render_as_string(hide_password=False)}
-    )
-    app = create_app(settings)
-    async with app.router.lifespan_context(app), api_client(app, await make_key("alice")) as http:
-        yield http
-
-
 async def test_requests_behind_a_held_lock_are_answered_503_by_the_timeout(
-    app_role_client: httpx.AsyncClient, database_url: str
+    api_settings: ApiSettings, database_url: str, make_key: KeyMaker
 ) -> None:
-    body = {"filename": "a.jpg", "content_type": "image/jpeg", "size_bytes": 10}
-    created = await app_role_client.post("/v1/images", json=body)
-    assert created.status_code == 201
-    image = f"/v1/images/{created.json()['id']}"
+    key = await make_key("alice")
+    async with app_role_api(
+        api_settings, database_url, key, statement_timeout=f"{TIMEOUT_S}s"
+    ) as http:
+        created = await http.post("/v1/images", json=IMAGE)
+        assert created.status_code == 201
+        image = f"/v1/images/{created.json()['id']}"
 
-    # Another session holds the images table, as a migration's ALTER TABLE would.
-    holder = await asyncpg.connect(as_role(database_url))
-    await holder.execute("BEGIN; LOCK TABLE images IN ACCESS EXCLUSIVE MODE")
-    try:
-        started = time.monotonic()
-        blocked = [
-            await app_role_client.get(image),
-            await app_role_client.get("/v1/images"),
-            await app_role_client.post("/v1/images", json=body),
-        ]
-        waited_s = time.monotonic() - started
-    finally:
-        await holder.close()  # the lock goes with its session
-    after = await app_role_client.get(image)
+        # Another session holds the images table, as a migration's ALTER TABLE would.
+        holder = await asyncpg.connect(as_role(database_url))
+        await holder.execute("BEGIN; LOCK TABLE images IN ACCESS EXCLUSIVE MODE")
+        try:
+            started = time.monotonic()
+            blocked = [
+                await http.get(image),
+                await http.get("/v1/images"),
+                await http.post("/v1/images", json=IMAGE),
+            ]
+            waited_s = time.monotonic() - started
+        finally:
+            await holder.close()  # the lock goes with its session
+        after = await http.get(image)
 
     for answer in blocked:
         assert answer.status_code == 503, (answer.request.url, answer.text)
@@ -93,3 +99,30 @@ async def test_requests_behind_a_held_lock_are_answered_503_by_the_timeout(
         assert answer.json()["code"] == "dependency_unavailable"
     assert waited_s < len(blocked) * ANSWERED_WITHIN_S
     assert after.status_code == 200
+
+
+async def test_a_transaction_left_idle_is_ended_and_its_lock_freed(
+    api_settings: ApiSettings, database_url: str, make_key: KeyMaker
+) -> None:
+    """A process of the app role stalls holding an image's row lock (as a DELETE does across
+    its S3 calls): the DELETE that waits for that lock goes through once the server ends the
+    stalled session."""
+    key = await make_key("alice")
+    async with app_role_api(
+        api_settings, database_url, key, idle_in_transaction_session_timeout=f"{TIMEOUT_S}s"
+    ) as http:
+        created = await http.post("/v1/images", json=IMAGE)
+        image_id = uuid.UUID(created.json()["id"])
+        stalled = await asyncpg.connect(as_role(database_url, APP_ROLE))
+        await stalled.execute("BEGIN")
+        await stalled.execute("SELECT 1 FROM images WHERE id = $1 FOR UPDATE", image_id)
+
+        started = time.monotonic()
+        deleted = await http.delete(f"/v1/images/{image_id}")
+        waited_s = time.monotonic() - started
+        gone = await http.get(f"/v1/images/{image_id}")
+
+    assert deleted.status_code == 204
+    assert waited_s < ANSWERED_WITHIN_S
+    assert gone.status_code == 404
+    assert stalled.is_closed()  # the server ended it

@@ -38,6 +38,11 @@ MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 # connection older than this is replaced when checked out, so an idle one is never used after
 # the proxy dropped it. Costs one new connection every 7 h, and no round trip per checkout.
 POOL_RECYCLE_S = 7 * 3600
+# The background jobs' set-wide statements (the sweeps, the reconciler's reads) run this first
+# in their transaction: it lifts the app role's statement timeout (migration 0010), which is a
+# request's, so a backlog left by an outage is cleared in one go however long it takes, and a
+# lock in their way is waited for rather than failing every run.
+LIFT_STATEMENT_TIMEOUT = text("SET LOCAL statement_timeout = 0")
 
 
 class SchemaNotMigrated(RuntimeError):

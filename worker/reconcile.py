@@ -30,9 +30,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select, text
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from service.db import LIFT_STATEMENT_TIMEOUT
 from service.jobs import reprocess_message
 from service.models import Image, ImageStatus, Rendition
 from service.storage import (
@@ -115,9 +116,7 @@ async def list_versions(s3: S3Client, bucket: str, prefix: str) -> dict[str, lis
 async def walk(context: ReconcileContext) -> Walk:
     result = Walk()
     async with context.sessions() as session:
-        # Whole tables, read in the background: not held to the app role's statement timeout,
-        # which is a request's (migration 0010).
-        await session.execute(text("SET LOCAL statement_timeout = 0"))
+        await session.execute(LIFT_STATEMENT_TIMEOUT)  # whole tables
         rows = await session.execute(
             select(
                 Image.id,

@@ -32,6 +32,7 @@ from sqlalchemy import bindparam, case, delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from service.db import LIFT_STATEMENT_TIMEOUT
 from service.models import Image, ImageStatus, Rendition
 
 UNFINISHED = (ImageStatus.AWAITING_UPLOAD, ImageStatus.PROCESSING)
@@ -226,6 +227,7 @@ async def fail_abandoned(
     """Mark `failed` (`processing_failed`) every image that has been `processing` for more than
     `idle_s` seconds; their ids. A redrive or a reprocess takes such an image up again."""
     async with sessions.begin() as session:
+        await session.execute(LIFT_STATEMENT_TIMEOUT)
         failed = await session.scalars(
             update(Image)
             .where(

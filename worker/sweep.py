@@ -27,6 +27,7 @@ from sqlalchemy import delete, func, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import aliased
 
+from service.db import LIFT_STATEMENT_TIMEOUT
 from service.models import IdempotentCreate, Image, ImageStatus
 from service.storage import abort_multipart_upload, erase_original
 from worker.metrics import Metrics
@@ -54,6 +55,7 @@ async def expire_unuploaded(
     # The row as it was: RETURNING sees the updated row, whose upload id is already NULL.
     before = aliased(Image, name="before")
     async with sessions.begin() as session:
+        await session.execute(LIFT_STATEMENT_TIMEOUT)
         expired = await session.execute(
             update(Image)
             .where(
@@ -71,6 +73,7 @@ async def forget_idempotency_keys(
     sessions: async_sessionmaker[AsyncSession], *, older_than_s: float
 ) -> int:
     async with sessions.begin() as session:
+        await session.execute(LIFT_STATEMENT_TIMEOUT)
         forgotten = await session.scalars(
             delete(IdempotentCreate)
             .where(IdempotentCreate.created_at < func.now() - timedelta(seconds=older_than_s))

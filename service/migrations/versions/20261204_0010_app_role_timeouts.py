@@ -13,7 +13,8 @@ Role defaults, applied by PostgreSQL at every login as `picforge_app`: RDS Proxy
 PgBouncer refuse these sent as startup parameters, and a `SET` would pin each connection to
 one server session behind RDS Proxy. An operator changes them with
 `ALTER ROLE picforge_app SET ... = ...`. The owner (migrations, key management) keeps none;
-the reconciler lifts the statement timeout for its own whole-table reads.
+the worker's set-wide background statements (its sweeps, the reconciler's reads) lift the
+statement timeout for their own transaction (`service.db.LIFT_STATEMENT_TIMEOUT`).
 
 A role belongs to the whole server, like the role itself (0007).
 

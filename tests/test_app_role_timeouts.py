@@ -1,9 +1,11 @@
 """The app role's timeouts (migration 0010): a request whose statement waits behind a lock is
-answered 503 once PostgreSQL cancels it, and a session left idle in a transaction is ended
-with its locks, so whoever waited for them goes on."""
+answered 503 once PostgreSQL cancels it; a session left idle in a transaction is ended with its
+locks, so whoever waited for them goes on; the worker's sweeps, set-wide, wait for a lock (or
+work through a backlog) however long it takes."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -13,9 +15,12 @@ import asyncpg  # type: ignore[import-untyped]
 import httpx
 from sqlalchemy import make_url
 
-from service.config import ApiSettings
+from service.config import ApiSettings, DatabaseSettings
+from service.db import create_engine, create_sessionmaker
 from service.main import create_app
 from tests.conftest import KeyMaker, api_client
+from worker.records import fail_abandoned
+from worker.sweep import expire_unuploaded, forget_idempotency_keys
 
 APP_ROLE = "picforge_app"
 MIGRATED = {"statement_timeout": "15s", "idle_in_transaction_session_timeout": "1min"}
@@ -43,28 +48,39 @@ async def test_app_role_has_the_migrated_timeouts(database_url: str) -> None:
     assert shown == MIGRATED
 
 
+def app_role_url(database_url: str) -> str:
+    """The suite's database as the app role, in SQLAlchemy's form."""
+    url = make_url(database_url).set(username=APP_ROLE, password="")
+    return url.render_as_string(hide_password=False)
+
+
 @asynccontextmanager
-async def app_role_api(
-    api_settings: ApiSettings, database_url: str, key: str, **timeouts: str
-) -> AsyncIterator[httpx.AsyncClient]:
-    """The API logged in as the app role, as on AWS, with the role's `timeouts` changed
-    meanwhile (each login takes them up) and set back to the migrated ones after."""
+async def role_timeouts(database_url: str, **timeouts: str) -> AsyncIterator[None]:
+    """The app role's `timeouts` changed while the block runs (each login takes them up), and
+    set back to the migrated ones after."""
     owner = await asyncpg.connect(as_role(database_url))
-    app_role_url = make_url(database_url).set(username=APP_ROLE, password="")
-    app = create_app(
-        api_settings.model_copy(
-            update={"database_url": app_role_url.render_as_string(hide_password=False)}
-        )
-    )
     try:
         for name, value in timeouts.items():
             await owner.execute(f"ALTER ROLE {APP_ROLE} SET {name} = '{value}'")
-        async with app.router.lifespan_context(app), api_client(app, key) as http:
-            yield http
+        yield
     finally:
         for name in timeouts:
             await owner.execute(f"ALTER ROLE {APP_ROLE} SET {name} = '{MIGRATED[name]}'")
         await owner.close()
+
+
+@asynccontextmanager
+async def app_role_api(
+    api_settings: ApiSettings, database_url: str, key: str, **timeouts: str
+) -> AsyncIterator[httpx.AsyncClient]:
+    """The API logged in as the app role, as on AWS, with the role's `timeouts`."""
+    app = create_app(api_settings.model_copy(update={"database_url": app_role_url(database_url)}))
+    async with (
+        role_timeouts(database_url, **timeouts),
+        app.router.lifespan_context(app),
+        api_client(app, key) as http,
+    ):
+        yield http
 
 
 async def test_requests_behind_a_held_lock_are_answered_503_by_the_timeout(
@@ -126,3 +142,31 @@ async def test_a_transaction_left_idle_is_ended_and_its_lock_freed(
     assert waited_s < ANSWERED_WITHIN_S
     assert gone.status_code == 404
     assert stalled.is_closed()  # the server ended it
+
+
+async def test_the_sweeps_wait_for_a_lock_in_their_way_instead_of_failing(
+    database_url: str,
+) -> None:
+    """Each of them is one statement over every row it concerns: held to a request's timeout,
+    a lock (or a backlog longer than it) would fail it at every run, for as long as it lasts."""
+    engine = create_engine(DatabaseSettings(database_url=app_role_url(database_url)), pool_size=3)
+    sessions = create_sessionmaker(engine)
+    try:
+        async with role_timeouts(database_url, statement_timeout=f"{TIMEOUT_S}s"):
+            holder = await asyncpg.connect(as_role(database_url))
+            await holder.execute(
+                "BEGIN; LOCK TABLE images, idempotent_creates IN ACCESS EXCLUSIVE MODE"
+            )
+            sweeping = asyncio.gather(
+                expire_unuploaded(sessions, older_than_s=3600),
+                fail_abandoned(sessions, idle_s=3600, message="abandoned"),
+                forget_idempotency_keys(sessions, older_than_s=3600),
+            )
+            await asyncio.sleep(2 * TIMEOUT_S)
+            waiting = not sweeping.done()
+            await holder.close()
+            expired, failed, forgotten = await sweeping
+    finally:
+        await engine.dispose()
+    assert waiting
+    assert (expired, failed, forgotten) == ([], [], 0)

@@ -1,7 +1,8 @@
 """The app role's timeouts (migration 0010): a request whose statement waits behind a lock is
 answered 503 once PostgreSQL cancels it; a session left idle in a transaction is ended with its
 locks, so whoever waited for them goes on; the worker's sweeps, set-wide, wait for a lock (or
-work through a backlog) however long it takes."""
+work through a backlog) however long it takes; and one worker reconciles at a time, however
+long its run."""
 
 from __future__ import annotations
 
@@ -9,16 +10,22 @@ import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 
 import asyncpg  # type: ignore[import-untyped]
 import httpx
 from sqlalchemy import make_url
 
-from service.config import ApiSettings, DatabaseSettings
+from devstack.emulator import Emulator
+from devstack.provision import Stack
+from service.aws import open_s3_client, open_sqs_client
+from service.config import ApiSettings, AwsSettings, DatabaseSettings
 from service.db import create_engine, create_sessionmaker
 from service.main import create_app
 from tests.conftest import KeyMaker, api_client
+from worker.metrics import Metrics
+from worker.reconcile import ReconcileContext
+from worker.reconciling import reconcile_if_alone
 from worker.records import fail_abandoned
 from worker.sweep import expire_unuploaded, forget_idempotency_keys
 
@@ -170,3 +177,47 @@ async def test_the_sweeps_wait_for_a_lock_in_their_way_instead_of_failing(
         await engine.dispose()
     assert waiting
     assert (expired, failed, forgotten) == ([], [], 0)
+
+
+async def test_one_worker_reconciles_at_a_time_however_long_its_run(
+    database_url: str, emulator: Emulator, stack: Stack
+) -> None:
+    """A run longer than the idle-in-transaction timeout keeps its lock: a second worker
+    trying meanwhile is turned away, and the run finishes."""
+    settings = AwsSettings(
+        aws_endpoint_url=emulator.url,
+        uploads_bucket=stack.names.uploads_bucket,
+        renditions_bucket=stack.names.renditions_bucket,
+    )
+    engine = create_engine(DatabaseSettings(database_url=app_role_url(database_url)), pool_size=3)
+    async with AsyncExitStack() as clients:
+        context = ReconcileContext(
+            sessions=create_sessionmaker(engine),
+            s3=await open_s3_client(clients, settings),
+            sqs=await open_sqs_client(clients, settings),
+            queue_url=stack.queue_url,
+            uploads_bucket=settings.uploads_bucket,
+            renditions_bucket=settings.renditions_bucket,
+            presets=(),
+            grace_s=0,
+        )
+        try:
+            async with role_timeouts(
+                database_url, idle_in_transaction_session_timeout=f"{TIMEOUT_S}s"
+            ):
+                # The first run's walk waits on this lock: it lasts past the timeout.
+                holder = await asyncpg.connect(as_role(database_url))
+                await holder.execute("BEGIN; LOCK TABLE images IN ACCESS EXCLUSIVE MODE")
+                try:
+                    first = asyncio.create_task(reconcile_if_alone(context, Metrics()))
+                    await asyncio.sleep(2 * TIMEOUT_S)
+                    second = await asyncio.wait_for(
+                        reconcile_if_alone(context, Metrics()), ANSWERED_WITHIN_S
+                    )
+                finally:
+                    await holder.close()
+                fixes = await first
+        finally:
+            await engine.dispose()
+    assert second is None
+    assert fixes == []

@@ -23,16 +23,21 @@ ADVISORY_LOCK = 0x70696366  # "picf"
 
 
 async def reconcile_if_alone(context: ReconcileContext, metrics: Metrics) -> list[Fix] | None:
-    """Reconcile unless another worker is at it (None then)."""
+    """Reconcile unless another worker is at it (None then).
+
+    The lock is its connection's, taken outside any transaction: one left open for the run
+    would sit idle while S3 is listed, and the app role's idle-in-transaction timeout
+    (migration 0010) would end it after a minute, and the lock with it, mid-run."""
     async with context.sessions() as session:
-        if not await session.scalar(
+        connection = await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+        if not await connection.scalar(
             text("SELECT pg_try_advisory_lock(:id)"), {"id": ADVISORY_LOCK}
         ):
             return None
         try:
             return await reconcile(context, metrics)
         finally:
-            await session.execute(text("SELECT pg_advisory_unlock(:id)"), {"id": ADVISORY_LOCK})
+            await connection.execute(text("SELECT pg_advisory_unlock(:id)"), {"id": ADVISORY_LOCK})
 
 
 @asynccontextmanager

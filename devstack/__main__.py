@@ -3,6 +3,7 @@
 Starts embedded PostgreSQL and the ministack emulator (unless PICFORGE_DATABASE_URL or
 PICFORGE_AWS_ENDPOINT_URL name others), provisions the buckets and queues, applies migrations,
 then runs the API and the worker until Ctrl-C or SIGTERM, and stops everything it started.
+On the embedded database the API and the worker log in as the app role, as on AWS.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pathlib import Path
 from types import FrameType
 
 from botocore.exceptions import BotoCoreError, ClientError
+from sqlalchemy import make_url
 
 from devstack.emulator import EMULATOR_CREDENTIALS, Emulator
 from devstack.ports import free_port, wait_for_port
@@ -26,6 +28,9 @@ from devstack.provision import provision
 from service.keys import InvalidKey, parse_key
 
 STATE_DIR = Path(".devstack")
+# The role the migrations make for the API and the worker (0007), with only their grants and
+# their timeouts (0010); the embedded server lets local logins in without a password.
+APP_ROLE = "picforge_app"
 CHILD_STOP_TIMEOUT_S = 40  # above the worker's default drain
 
 
@@ -85,6 +90,11 @@ def stack_environment(stack: ExitStack, port: int) -> dict[str, str]:
     return env
 
 
+def as_app_role(database_url: str) -> str:
+    url = make_url(database_url).set(username=APP_ROLE, password="")
+    return url.render_as_string(hide_password=False)
+
+
 def api_origins(port: int) -> tuple[str, ...]:
     return (f"http://127.0.0.1:{port}", f"http://localhost:{port}")
 
@@ -130,6 +140,7 @@ def run(port: int) -> int:
     with ExitStack() as stack:
         try:
             check_dev_settings(dict(os.environ))
+            embedded_database = not os.environ.get("PICFORGE_DATABASE_URL")
             env = stack_environment(stack, port)
             if subprocess.run([*picforge, "migrate"], env=env).returncode != 0:
                 return 1  # it said why, in one line
@@ -137,11 +148,17 @@ def run(port: int) -> int:
             env.setdefault("PICFORGE_DEMO_API_KEY", dev_key)
             env.setdefault("PICFORGE_WORKER_METRICS_HOST", "127.0.0.1")
             env.setdefault("PICFORGE_WORKER_METRICS_PORT", str(free_port()))
+            serving = dict(env)  # the migrations and the dev key are the owner's
+            if embedded_database:
+                serving["PICFORGE_DATABASE_URL"] = as_app_role(env["PICFORGE_DATABASE_URL"])
             children = {
-                "api": start_child(stack, "api", [*picforge, "serve", "--port", str(port)], env),
-                "worker": start_child(stack, "worker", [sys.executable, "-m", "worker"], env),
+                "api": start_child(
+                    stack, "api", [*picforge, "serve", "--port", str(port)], serving
+                ),
+                "worker": start_child(stack, "worker", [sys.executable, "-m", "worker"], serving),
             }
             wait_for_port(port, timeout_s=120, is_alive=lambda: children["api"].poll() is None)
+            logins = f"   (the API and the worker as {APP_ROLE})" if embedded_database else ""
             print(
                 f"\npicforge is running\n"
                 f"  API       http://127.0.0.1:{port}\n"
@@ -149,7 +166,7 @@ def run(port: int) -> int:
                 f"  demo      http://127.0.0.1:{port}/demo   (uploads from the browser)\n"
                 f"  metrics   http://127.0.0.1:{env['PICFORGE_WORKER_METRICS_PORT']}/metrics\n"
                 f"  S3/SQS    {env['PICFORGE_AWS_ENDPOINT_URL']}\n"
-                f"  database  {env['PICFORGE_DATABASE_URL']}\n"
+                f"  database  {env['PICFORGE_DATABASE_URL']}{logins}\n"
                 f"  API key   {dev_key}   (owner `dev`; send it as `Authorization: Bearer …`)\n"
                 "Ctrl-C stops everything.\n",
                 flush=True,

@@ -1,8 +1,10 @@
-"""`make dev`'s runner as a newcomer meets it: it starts everything, serves a real upload, and a
-Ctrl-C or SIGTERM stops every process it started, leaving nothing listening."""
+"""`make dev`'s runner as a newcomer meets it: it starts everything, serves a real upload (the
+API and the worker logged in as the app role, as on AWS), and a Ctrl-C or SIGTERM stops every
+process it started, leaving nothing listening."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import signal
@@ -13,6 +15,7 @@ import time
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
+import asyncpg  # type: ignore[import-untyped]
 import httpx
 import pytest
 
@@ -47,6 +50,19 @@ def banner_value(banner: str, label: str) -> str:
     found = re.search(rf"^\s+{re.escape(label)}\s+(\S+)", banner, re.MULTILINE)
     assert found, f"no {label} in the banner:\n{banner}"
     return found[1]
+
+
+async def roles_logged_in(database_url: str) -> set[str]:
+    """The roles of every other client session of the server, asked as its owner."""
+    owner = await asyncpg.connect(database_url)
+    try:
+        rows = await owner.fetch(
+            "SELECT DISTINCT usename FROM pg_stat_activity"
+            " WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()"
+        )
+    finally:
+        await owner.close()
+    return {row["usename"] for row in rows}
 
 
 def upload_and_wait(api: str, key: str, data: bytes) -> dict[str, object]:
@@ -101,6 +117,7 @@ def test_devstack_serves_upload_and_stops_everything(
         assert key == fixed_key or (fixed_key is None and key.startswith("pf_"))
         record = upload_and_wait(f"http://127.0.0.1:{port}", key, image)
         assert record["status"] == "ready", record
+        assert asyncio.run(roles_logged_in(database_url)) == {"picforge_app"}
         # The upload page is on, and offers the dev key.
         demo = httpx.get(f"http://127.0.0.1:{port}/demo/config.json", timeout=10)
         assert demo.json() == {"dev_api_key": key}

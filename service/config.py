@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from functools import cached_property
 from typing import Final, Literal
 from urllib.parse import quote
 
@@ -76,7 +75,7 @@ class DatabaseSettings(BaseSettings):
             raise ValueError(f"PICFORGE_DB_SSLMODE={self.db_sslmode} needs PICFORGE_DB_SSLROOTCERT")
         return self
 
-    @cached_property
+    @property  # not cached: a copy with another database (`model_copy`) must name that one
     def sqlalchemy_url(self) -> str:
         url = self.database_url or (
             f"postgresql://{quote(self.db_user)}:{quote(self.db_password, safe='')}"

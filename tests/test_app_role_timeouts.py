@@ -16,16 +16,13 @@ import asyncpg  # type: ignore[import-untyped]
 import httpx
 from sqlalchemy import make_url
 
-from devstack.emulator import Emulator
-from devstack.provision import Stack
-from service.aws import open_s3_client, open_sqs_client
-from service.config import ApiSettings, AwsSettings, DatabaseSettings
+from service.config import ApiSettings, DatabaseSettings
 from service.db import create_engine, create_sessionmaker
 from service.main import create_app
 from tests.conftest import KeyMaker, api_client
+from worker.config import WorkerSettings
 from worker.metrics import Metrics
-from worker.reconcile import ReconcileContext
-from worker.reconciling import reconcile_if_alone
+from worker.reconciling import open_reconcile_context, reconcile_if_alone
 from worker.records import fail_abandoned
 from worker.sweep import expire_unuploaded, forget_idempotency_keys
 
@@ -180,44 +177,28 @@ async def test_the_sweeps_wait_for_a_lock_in_their_way_instead_of_failing(
 
 
 async def test_one_worker_reconciles_at_a_time_however_long_its_run(
-    database_url: str, emulator: Emulator, stack: Stack
+    worker_settings: WorkerSettings, database_url: str
 ) -> None:
     """A run longer than the idle-in-transaction timeout keeps its lock: a second worker
     trying meanwhile is turned away, and the run finishes."""
-    settings = AwsSettings(
-        aws_endpoint_url=emulator.url,
-        uploads_bucket=stack.names.uploads_bucket,
-        renditions_bucket=stack.names.renditions_bucket,
-    )
-    engine = create_engine(DatabaseSettings(database_url=app_role_url(database_url)), pool_size=3)
-    async with AsyncExitStack() as clients:
-        context = ReconcileContext(
-            sessions=create_sessionmaker(engine),
-            s3=await open_s3_client(clients, settings),
-            sqs=await open_sqs_client(clients, settings),
-            queue_url=stack.queue_url,
-            uploads_bucket=settings.uploads_bucket,
-            renditions_bucket=settings.renditions_bucket,
-            presets=(),
-            grace_s=0,
-        )
+    settings = worker_settings.model_copy(update={"database_url": app_role_url(database_url)})
+    async with (
+        role_timeouts(database_url, idle_in_transaction_session_timeout=f"{TIMEOUT_S}s"),
+        AsyncExitStack() as stack,
+    ):
+        # Opened under the lowered timeout: each login takes up the role's settings.
+        context = await open_reconcile_context(stack, settings)
+        # The first run's walk waits on this lock: it lasts past the timeout.
+        holder = await asyncpg.connect(as_role(database_url))
+        await holder.execute("BEGIN; LOCK TABLE images IN ACCESS EXCLUSIVE MODE")
         try:
-            async with role_timeouts(
-                database_url, idle_in_transaction_session_timeout=f"{TIMEOUT_S}s"
-            ):
-                # The first run's walk waits on this lock: it lasts past the timeout.
-                holder = await asyncpg.connect(as_role(database_url))
-                await holder.execute("BEGIN; LOCK TABLE images IN ACCESS EXCLUSIVE MODE")
-                try:
-                    first = asyncio.create_task(reconcile_if_alone(context, Metrics()))
-                    await asyncio.sleep(2 * TIMEOUT_S)
-                    second = await asyncio.wait_for(
-                        reconcile_if_alone(context, Metrics()), ANSWERED_WITHIN_S
-                    )
-                finally:
-                    await holder.close()
-                fixes = await first
+            first = asyncio.create_task(reconcile_if_alone(context, Metrics()))
+            await asyncio.sleep(2 * TIMEOUT_S)
+            second = await asyncio.wait_for(
+                reconcile_if_alone(context, Metrics()), ANSWERED_WITHIN_S
+            )
         finally:
-            await engine.dispose()
+            await holder.close()
+        fixes = await first
     assert second is None
     assert fixes == []

@@ -89,6 +89,15 @@ def test_settings_refuse_verify_full_without_a_ca_bundle() -> None:
         DatabaseSettings(db_host="db", db_sslmode="verify-full")
 
 
+def test_settings_copied_with_another_database_name_that_one() -> None:
+    settings = DatabaseSettings(database_url="postgresql://owner@db/picforge")
+    assert settings.sqlalchemy_url == "postgresql+asyncpg://owner@db/picforge"
+
+    copied = settings.model_copy(update={"database_url": "postgresql://picforge_app@db/picforge"})
+
+    assert copied.sqlalchemy_url == "postgresql+asyncpg://picforge_app@db/picforge"
+
+
 async def test_login_refused_is_a_connection_error_without_the_password(
     secure_postgres: SecurePostgres,
 ) -> None:

@@ -19,18 +19,14 @@ from pathlib import Path
 from types import FrameType
 
 from botocore.exceptions import BotoCoreError, ClientError
-from sqlalchemy import make_url
 
 from devstack.emulator import EMULATOR_CREDENTIALS, Emulator
 from devstack.ports import free_port, wait_for_port
-from devstack.postgres import EmbeddedPostgres
+from devstack.postgres import APP_ROLE, EmbeddedPostgres, as_app_role
 from devstack.provision import provision
 from service.keys import InvalidKey, parse_key
 
 STATE_DIR = Path(".devstack")
-# The role the migrations make for the API and the worker (0007), with only their grants and
-# their timeouts (0010); the embedded server lets local logins in without a password.
-APP_ROLE = "picforge_app"
 CHILD_STOP_TIMEOUT_S = 40  # above the worker's default drain
 
 
@@ -88,11 +84,6 @@ def stack_environment(stack: ExitStack, port: int) -> dict[str, str]:
     # The API serves the upload page, offering the dev key, and its origin may upload to S3.
     env.setdefault("PICFORGE_DEMO_ENABLED", "true")
     return env
-
-
-def as_app_role(database_url: str) -> str:
-    url = make_url(database_url).set(username=APP_ROLE, password="")
-    return url.render_as_string(hide_password=False)
 
 
 def api_origins(port: int) -> tuple[str, ...]:

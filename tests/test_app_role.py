@@ -10,9 +10,8 @@ import asyncpg  # type: ignore[import-untyped]
 import pytest
 from sqlalchemy import make_url
 
+from devstack.postgres import APP_ROLE
 from service.models import Base
-
-APP_ROLE = "picforge_app"
 
 
 @pytest.fixture

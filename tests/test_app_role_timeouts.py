@@ -16,6 +16,7 @@ import asyncpg  # type: ignore[import-untyped]
 import httpx
 from sqlalchemy import make_url
 
+from devstack.postgres import APP_ROLE, as_app_role
 from service.config import ApiSettings, DatabaseSettings
 from service.db import create_engine, create_sessionmaker
 from service.main import create_app
@@ -26,7 +27,6 @@ from worker.reconciling import open_reconcile_context, reconcile_if_alone
 from worker.records import fail_abandoned
 from worker.sweep import expire_unuploaded, forget_idempotency_keys
 
-APP_ROLE = "picforge_app"
 MIGRATED = {"statement_timeout": "15s", "idle_in_transaction_session_timeout": "1min"}
 TIMEOUT_S = 1
 # Whatever the machine: an answer within this is the timeout's doing, not the lock's end.
@@ -34,17 +34,13 @@ ANSWERED_WITHIN_S = 5 * TIMEOUT_S
 IMAGE = {"filename": "a.jpg", "content_type": "image/jpeg", "size_bytes": 10}
 
 
-def as_role(database_url: str, role: str | None = None) -> str:
-    """An asyncpg DSN of the suite's database, as `role` (the embedded server trusts local
-    logins), or as its owner."""
-    url = make_url(database_url).set(drivername="postgresql")
-    if role is not None:
-        url = url.set(username=role, password="")
-    return url.render_as_string(hide_password=False)
+def dsn(database_url: str) -> str:
+    """`database_url` in asyncpg's form."""
+    return make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
 async def test_app_role_has_the_migrated_timeouts(database_url: str) -> None:
-    connection = await asyncpg.connect(as_role(database_url, APP_ROLE))
+    connection = await asyncpg.connect(dsn(as_app_role(database_url)))
     try:
         shown = {name: await connection.fetchval(f"SHOW {name}") for name in MIGRATED}
     finally:
@@ -52,17 +48,11 @@ async def test_app_role_has_the_migrated_timeouts(database_url: str) -> None:
     assert shown == MIGRATED
 
 
-def app_role_url(database_url: str) -> str:
-    """The suite's database as the app role, in SQLAlchemy's form."""
-    url = make_url(database_url).set(username=APP_ROLE, password="")
-    return url.render_as_string(hide_password=False)
-
-
 @asynccontextmanager
 async def role_timeouts(database_url: str, **timeouts: str) -> AsyncIterator[None]:
     """The app role's `timeouts` changed while the block runs (each login takes them up), and
     set back to the migrated ones after."""
-    owner = await asyncpg.connect(as_role(database_url))
+    owner = await asyncpg.connect(dsn(database_url))
     try:
         for name, value in timeouts.items():
             await owner.execute(f"ALTER ROLE {APP_ROLE} SET {name} = '{value}'")
@@ -78,7 +68,7 @@ async def app_role_api(
     api_settings: ApiSettings, database_url: str, key: str, **timeouts: str
 ) -> AsyncIterator[httpx.AsyncClient]:
     """The API logged in as the app role, as on AWS, with the role's `timeouts`."""
-    app = create_app(api_settings.model_copy(update={"database_url": app_role_url(database_url)}))
+    app = create_app(api_settings.model_copy(update={"database_url": as_app_role(database_url)}))
     async with (
         role_timeouts(database_url, **timeouts),
         app.router.lifespan_context(app),
@@ -99,7 +89,7 @@ async def test_requests_behind_a_held_lock_are_answered_503_by_the_timeout(
         image = f"/v1/images/{created.json()['id']}"
 
         # Another session holds the images table, as a migration's ALTER TABLE would.
-        holder = await asyncpg.connect(as_role(database_url))
+        holder = await asyncpg.connect(dsn(database_url))
         await holder.execute("BEGIN; LOCK TABLE images IN ACCESS EXCLUSIVE MODE")
         try:
             started = time.monotonic()
@@ -133,19 +123,23 @@ async def test_a_transaction_left_idle_is_ended_and_its_lock_freed(
     ) as http:
         created = await http.post("/v1/images", json=IMAGE)
         image_id = uuid.UUID(created.json()["id"])
-        stalled = await asyncpg.connect(as_role(database_url, APP_ROLE))
-        await stalled.execute("BEGIN")
-        await stalled.execute("SELECT 1 FROM images WHERE id = $1 FOR UPDATE", image_id)
+        stalled = await asyncpg.connect(dsn(as_app_role(database_url)))
+        try:
+            await stalled.execute("BEGIN")
+            await stalled.execute("SELECT 1 FROM images WHERE id = $1 FOR UPDATE", image_id)
 
-        started = time.monotonic()
-        deleted = await http.delete(f"/v1/images/{image_id}")
-        waited_s = time.monotonic() - started
-        gone = await http.get(f"/v1/images/{image_id}")
+            started = time.monotonic()
+            deleted = await http.delete(f"/v1/images/{image_id}")
+            waited_s = time.monotonic() - started
+            gone = await http.get(f"/v1/images/{image_id}")
+            ended = stalled.is_closed()  # by the server
+        finally:
+            await stalled.close()
 
     assert deleted.status_code == 204
     assert waited_s < ANSWERED_WITHIN_S
     assert gone.status_code == 404
-    assert stalled.is_closed()  # the server ended it
+    assert ended
 
 
 async def test_the_sweeps_wait_for_a_lock_in_their_way_instead_of_failing(
@@ -153,11 +147,11 @@ async def test_the_sweeps_wait_for_a_lock_in_their_way_instead_of_failing(
 ) -> None:
     """Each of them is one statement over every row it concerns: held to a request's timeout,
     a lock (or a backlog longer than it) would fail it at every run, for as long as it lasts."""
-    engine = create_engine(DatabaseSettings(database_url=app_role_url(database_url)), pool_size=3)
+    engine = create_engine(DatabaseSettings(database_url=as_app_role(database_url)), pool_size=3)
     sessions = create_sessionmaker(engine)
     try:
         async with role_timeouts(database_url, statement_timeout=f"{TIMEOUT_S}s"):
-            holder = await asyncpg.connect(as_role(database_url))
+            holder = await asyncpg.connect(dsn(database_url))
             await holder.execute(
                 "BEGIN; LOCK TABLE images, idempotent_creates IN ACCESS EXCLUSIVE MODE"
             )
@@ -181,7 +175,7 @@ async def test_one_worker_reconciles_at_a_time_however_long_its_run(
 ) -> None:
     """A run longer than the idle-in-transaction timeout keeps its lock: a second worker
     trying meanwhile is turned away, and the run finishes."""
-    settings = worker_settings.model_copy(update={"database_url": app_role_url(database_url)})
+    settings = worker_settings.model_copy(update={"database_url": as_app_role(database_url)})
     async with (
         role_timeouts(database_url, idle_in_transaction_session_timeout=f"{TIMEOUT_S}s"),
         AsyncExitStack() as stack,
@@ -189,7 +183,7 @@ async def test_one_worker_reconciles_at_a_time_however_long_its_run(
         # Opened under the lowered timeout: each login takes up the role's settings.
         context = await open_reconcile_context(stack, settings)
         # The first run's walk waits on this lock: it lasts past the timeout.
-        holder = await asyncpg.connect(as_role(database_url))
+        holder = await asyncpg.connect(dsn(database_url))
         await holder.execute("BEGIN; LOCK TABLE images IN ACCESS EXCLUSIVE MODE")
         try:
             first = asyncio.create_task(reconcile_if_alone(context, Metrics()))

@@ -30,6 +30,7 @@ import pytest
 
 from devstack.emulator import Emulator
 from devstack.ports import free_port, wait_for_port
+from devstack.postgres import APP_ROLE
 from devstack.provision import Stack, provision
 from service.config import DatabaseSettings
 from service.db import create_engine, create_sessionmaker, upgrade_database
@@ -37,7 +38,6 @@ from service.keys import create_key
 from tests.conftest import REPO_ROOT, TESTDATA
 from tests.secure_postgres import ADDRESS, SecurePostgres
 
-APP_ROLE = "picforge_app"
 DATABASE = "picforge"
 PICFORGE = [sys.executable, "-c", "from service.cli import main; main()"]
 IMAGE = (TESTDATA / "good" / "hopper.png").read_bytes()

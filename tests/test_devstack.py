@@ -20,6 +20,7 @@ import httpx
 import pytest
 
 from devstack.ports import free_port
+from devstack.postgres import APP_ROLE
 from service.keys import generate_key
 from tests.conftest import REPO_ROOT, TESTDATA
 
@@ -117,7 +118,7 @@ def test_devstack_serves_upload_and_stops_everything(
         assert key == fixed_key or (fixed_key is None and key.startswith("pf_"))
         record = upload_and_wait(f"http://127.0.0.1:{port}", key, image)
         assert record["status"] == "ready", record
-        assert asyncio.run(roles_logged_in(database_url)) == {"picforge_app"}
+        assert asyncio.run(roles_logged_in(database_url)) == {APP_ROLE}
         # The upload page is on, and offers the dev key.
         demo = httpx.get(f"http://127.0.0.1:{port}/demo/config.json", timeout=10)
         assert demo.json() == {"dev_api_key": key}

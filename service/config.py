@@ -118,6 +118,13 @@ class ApiSettings(AwsSettings, DatabaseSettings, LimitSettings):
     public_base_url: str | None = None
     # While a queued reprocess is younger than this and not finished, another is not queued.
     reprocess_coalesce_s: int = Field(900, ge=10)
+    # How long a request waits for the answer to one statement before it gives the connection
+    # up and answers 503. PostgreSQL's own bound comes first, with a clean cancel: the app
+    # role's statement_timeout (15 s, migration 0010). This one is for a database that cannot
+    # answer at all (a route black-holed, a primary gone in a failover): without it, a
+    # connection waits until the kernel gives up on TCP, about 15 minutes, and a pool of them
+    # stalls every request. Keep it above the role's statement_timeout.
+    db_command_timeout_s: float = Field(30.0, gt=0, le=600)
     # How long a /readyz answer is reused, so a flood of them costs the dependencies nothing.
     readiness_cache_s: float = Field(2.0, ge=0, le=30)
     # The CloudFront distribution in front of the renditions: DELETE invalidates the image's

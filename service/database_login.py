@@ -65,9 +65,11 @@ def ssl_option(settings: DatabaseSettings) -> ssl.SSLContext | str:
 
 
 class Login:
-    """Opens one connection as `settings` say, with the credentials current at that moment."""
+    """Opens one connection as `settings` say, with the credentials current at that moment;
+    on it, no statement's answer is waited for longer than `command_timeout_s` (None: as long
+    as it takes)."""
 
-    def __init__(self, settings: DatabaseSettings) -> None:
+    def __init__(self, settings: DatabaseSettings, command_timeout_s: float | None = None) -> None:
         url = make_url(settings.sqlalchemy_url)
         # What SQLAlchemy's asyncpg dialect would pass to asyncpg.connect for this URL.
         self._kwargs: dict[str, Any] = {
@@ -78,6 +80,7 @@ class Login:
             # Otherwise the URL's own `ssl` (built from PICFORGE_DB_SSLMODE) stands.
             self._kwargs["ssl"] = ssl_option(settings)
         self._settings = settings
+        self._command_timeout_s = command_timeout_s
         self._secret_password: str | None = None
         self._token_signer: Any = None
         self._token_signer_made = threading.Lock()  # logins sign in threads, side by side
@@ -110,7 +113,11 @@ class Login:
         kwargs = dict(self._kwargs)
         if password is not None:
             kwargs["password"] = password
-        return await asyncpg.connect(**kwargs, timeout=self._settings.db_connect_timeout_s)
+        return await asyncpg.connect(
+            **kwargs,
+            timeout=self._settings.db_connect_timeout_s,
+            command_timeout=self._command_timeout_s,
+        )
 
     async def _password(self) -> str | None:
         if self._settings.db_auth == "iam":
@@ -165,7 +172,9 @@ class Login:
         return password
 
 
-def engine_options(settings: DatabaseSettings) -> dict[str, Any]:
+def engine_options(
+    settings: DatabaseSettings, command_timeout_s: float | None = None
+) -> dict[str, Any]:
     """`create_async_engine` keyword arguments that make every connection log in through
     `Login`, whatever the mode: a refused login is then a `DatabaseLoginRefused` everywhere."""
-    return {"async_creator": Login(settings).connect}
+    return {"async_creator": Login(settings, command_timeout_s).connect}

@@ -49,8 +49,15 @@ class SchemaNotMigrated(RuntimeError):
     """The database is not at the schema this code was written for."""
 
 
-def create_engine(settings: DatabaseSettings, *, pool_size: int | None = None) -> AsyncEngine:
-    """An engine whose pool holds `pool_size` connections (default: the setting)."""
+def create_engine(
+    settings: DatabaseSettings,
+    *,
+    pool_size: int | None = None,
+    command_timeout_s: float | None = None,
+) -> AsyncEngine:
+    """An engine whose pool holds `pool_size` connections (default: the setting). A statement
+    whose answer takes longer than `command_timeout_s` raises `TimeoutError`, and its
+    connection is closed (default: no bound, which migrations and the worker's sweeps need)."""
     return create_async_engine(
         settings.sqlalchemy_url,
         pool_size=pool_size or settings.db_pool_size,
@@ -60,7 +67,7 @@ def create_engine(settings: DatabaseSettings, *, pool_size: int | None = None) -
         # opens instead.
         max_overflow=0,
         pool_recycle=POOL_RECYCLE_S,
-        **engine_options(settings),
+        **engine_options(settings, command_timeout_s),
     )
 
 

@@ -55,7 +55,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: ApiSettings = app.state.settings or ApiSettings()
     app.state.settings = settings
     async with AsyncExitStack() as stack:
-        engine = create_engine(settings)
+        engine = create_engine(settings, command_timeout_s=settings.db_command_timeout_s)
         stack.push_async_callback(engine.dispose)
         await require_migrated(engine)
         s3 = await open_s3_client(stack, settings)

@@ -1,9 +1,12 @@
 """A database that goes away under a running API: every route that needs it answers 503 in the
-one error shape, the process keeps serving, and liveness stays green."""
+one error shape, the process keeps serving, and liveness stays green. So does a database that
+goes silent (nothing refused, nothing answered): within the API's wait for a statement, and the
+API serves again on its own once the database answers."""
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Iterator
 
 import httpx
@@ -19,6 +22,13 @@ from service.db import alembic_config, create_sessionmaker
 from service.deps import get_session
 from service.keys import create_key
 from service.main import create_app
+from tests.conftest import KeyMaker, api_client
+from tests.database_relay import DatabaseRelay
+
+WAIT_S = 1.0  # the API's wait for a statement's answer, and for a new connection, here
+# Each answer: the wait, then SQLAlchemy's own 2 s trying to close the connection politely.
+ANSWERED_WITHIN_S = WAIT_S + 2 + 3
+IMAGE = {"filename": "a.jpg", "content_type": "image/jpeg", "size_bytes": 10}
 
 
 @pytest.fixture
@@ -88,3 +98,42 @@ async def test_orm_route_answers_503_when_its_session_cannot_connect(
 
     assert response.status_code == 503, response.text
     assert response.json()["code"] == "dependency_unavailable"
+
+
+async def test_api_answers_503_while_database_is_silent_then_serves_again(
+    api_settings: ApiSettings, database_url: str, make_key: KeyMaker
+) -> None:
+    key = await make_key("alice")
+    async with DatabaseRelay.to(database_url) as (relay, relayed_url):
+        app = create_app(
+            api_settings.model_copy(
+                update={
+                    "database_url": relayed_url,
+                    "db_command_timeout_s": WAIT_S,
+                    "db_connect_timeout_s": WAIT_S,
+                }
+            )
+        )
+        async with app.router.lifespan_context(app), api_client(app, key) as http:
+            created = await http.post("/v1/images", json=IMAGE)
+            assert created.status_code == 201
+            image = f"/v1/images/{created.json()['id']}"
+
+            relay.silent = True
+            started = time.monotonic()
+            async with asyncio.timeout(60):  # without a bound of its own, the API would hang
+                silent = [
+                    await http.get(image),  # on the pooled connection, which goes silent
+                    await http.post("/v1/images", json=IMAGE),  # on a new one, never answered
+                    await http.delete(image),
+                ]
+            waited_s = time.monotonic() - started
+            relay.silent = False
+            after = await http.get(image)
+
+    for answer in silent:
+        assert answer.status_code == 503, (answer.request.url, answer.text)
+        assert answer.headers["content-type"] == "application/problem+json"
+        assert answer.json()["code"] == "dependency_unavailable"
+    assert waited_s < len(silent) * ANSWERED_WITHIN_S
+    assert after.status_code == 200, after.text

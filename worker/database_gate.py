@@ -5,8 +5,10 @@ database's (down, failing over, refusing a rotated password) says nothing about 
 when a delivery fails with a connection error and a probe confirms that the database does not
 answer (an S3 socket error is no reason to stop), the gate closes: the consumer receives nothing
 until a probe (`SELECT 1`, over the same pool and the same login) succeeds, backing off up to
-`MAX_PROBE_INTERVAL_S`. A message already on its last delivery is sent to the queue again as a
-new message (worker.delivery), so an outage never dead-letters an image.
+`MAX_PROBE_INTERVAL_S`. A probe that gets no answer in time fails, so a database that answers
+nothing at all (a black-holed route) closes the gate too, and never holds the worker. A message
+already on its last delivery is sent to the queue again as a new message (worker.delivery), so
+an outage never dead-letters an image.
 """
 
 from __future__ import annotations
@@ -51,8 +53,12 @@ def is_database_unavailable(error: BaseException) -> bool:
 
 
 class DatabaseGate:
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, *, login_timeout_s: float) -> None:
         self._engine = engine
+        # A probe may log in first (within `login_timeout_s`), then waits as long again for
+        # its SELECT 1. Unbounded, a probe meeting a silent database waited until the kernel
+        # gave up on TCP, about 15 minutes, and the delivery or the consumer behind it too.
+        self._probe_timeout_s = 2 * login_timeout_s
         self._open = asyncio.Event()
         self._open.set()
 
@@ -79,9 +85,9 @@ class DatabaseGate:
     async def probe(self) -> bool:
         """Whether the database answers now (over the same pool and login as the work)."""
         try:
-            async with self._engine.connect() as connection:
+            async with asyncio.timeout(self._probe_timeout_s), self._engine.connect() as connection:
                 await connection.execute(text("SELECT 1"))
-        except Exception as error:
+        except Exception as error:  # TimeoutError included: an OSError, so no traceback
             if not is_database_unavailable(error):
                 log.exception("database probe failed")
             return False

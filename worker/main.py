@@ -87,7 +87,7 @@ async def open_worker(stack: AsyncExitStack, settings: WorkerSettings, metrics: 
         ),
         budget=budget,
     )
-    gate = DatabaseGate(engine)
+    gate = DatabaseGate(engine, login_timeout_s=settings.db_connect_timeout_s)
     delivery = Delivery(
         queue,
         context,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import asyncpg  # type: ignore[import-untyped]
 from sqlalchemy import exc as sqlalchemy_errors
 
@@ -9,7 +11,10 @@ from devstack.ports import free_port
 from service.config import DatabaseSettings
 from service.database_login import DatabaseLoginRefused
 from service.db import create_engine
+from tests.database_relay import DatabaseRelay
 from worker.database_gate import DatabaseGate, is_database_unavailable
+
+LOGIN_TIMEOUT_S = 1.0
 
 
 def test_is_database_unavailable_for_refused_logins_lost_connections_and_what_wraps_them() -> None:
@@ -30,11 +35,35 @@ async def test_gate_probe_answers_for_a_reachable_database_only(database_url: st
         DatabaseSettings(db_host="127.0.0.1", db_port=free_port(), db_sslmode="disable")
     )
     try:
-        assert await DatabaseGate(reachable).probe() is True
-        gate = DatabaseGate(nowhere)
+        assert await DatabaseGate(reachable, login_timeout_s=LOGIN_TIMEOUT_S).probe() is True
+        gate = DatabaseGate(nowhere, login_timeout_s=LOGIN_TIMEOUT_S)
         assert await gate.probe() is False
         gate.close()
         assert not gate.is_open
     finally:
         await reachable.dispose()
         await nowhere.dispose()
+
+
+async def test_gate_probe_of_a_silent_database_fails_in_time_then_answers_again(
+    database_url: str,
+) -> None:
+    async with DatabaseRelay.to(database_url) as (relay, relayed_url):
+        engine = create_engine(
+            DatabaseSettings(database_url=relayed_url, db_connect_timeout_s=LOGIN_TIMEOUT_S)
+        )
+        gate = DatabaseGate(engine, login_timeout_s=LOGIN_TIMEOUT_S)
+        try:
+            assert await gate.probe() is True  # the pool now holds a connection
+            relay.silent = True
+            started = time.monotonic()
+            probes = [await gate.probe(), await gate.probe()]  # the pooled one, then a new one
+            waited_s = time.monotonic() - started
+            relay.silent = False
+            assert await gate.probe() is True
+        finally:
+            await engine.dispose()
+
+    assert probes == [False, False]
+    # Each probe: its bound (twice the login's), and SQLAlchemy's 2 s closing the connection.
+    assert waited_s < 2 * (2 * LOGIN_TIMEOUT_S + 2 + 2)

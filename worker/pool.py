@@ -22,6 +22,7 @@ import contextlib
 import logging
 import math
 import multiprocessing
+import os
 import signal
 import threading
 from collections.abc import Callable
@@ -278,7 +279,10 @@ class RenderPool:
 
 
 async def _readable(connection: Connection, process: BaseProcess) -> None:
-    """Until the child has replied or died, without a thread: both are file descriptors."""
+    """Until the child has replied or died, without a thread: both are file descriptors. They
+    are left blocking, as the pipe's sends and receives in threads need: uvloop's `add_reader`
+    makes a descriptor non-blocking, and a send or receive of more than the pipe holds then
+    failed with EAGAIN, which read as the child's death."""
     loop = asyncio.get_running_loop()
     ready: asyncio.Future[None] = loop.create_future()
 
@@ -294,3 +298,4 @@ async def _readable(connection: Connection, process: BaseProcess) -> None:
     finally:
         for descriptor in descriptors:
             loop.remove_reader(descriptor)
+            os.set_blocking(descriptor, True)

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 
 from sqlalchemy import make_url
 
@@ -40,6 +40,14 @@ class DatabaseRelay:
         upstream_reader, upstream = await asyncio.open_unix_connection(self.database_socket)
         self._held.append(upstream)
         await asyncio.gather(self._pass(reader, upstream), self._pass(upstream_reader, writer))
+
+    @contextmanager
+    def silenced(self) -> Iterator[None]:
+        self.silent = True
+        try:
+            yield
+        finally:
+            self.silent = False
 
     @classmethod
     @asynccontextmanager

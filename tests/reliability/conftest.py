@@ -17,6 +17,7 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -37,6 +38,7 @@ from service.config import DatabaseSettings
 from service.db import alembic_config, create_sessionmaker
 from service.keys import create_key
 from tests.conftest import REPO_ROOT
+from tests.database_relay import DatabaseRelay
 from tests.flow import FINISHED
 from tests.queue import queue_counts
 
@@ -324,12 +326,22 @@ def servers(tmp_path: Path) -> Iterator[tuple[EmbeddedPostgres, Emulator]]:
         yield postgres, emulator
 
 
-@pytest.fixture
-async def deployment(
-    servers: tuple[EmbeddedPostgres, Emulator], tmp_path: Path
+@asynccontextmanager
+async def deployed(
+    servers: tuple[EmbeddedPostgres, Emulator],
+    tmp_path: Path,
+    *,
+    processes_database_url: str | None = None,
+    settings: dict[str, str] | None = None,
 ) -> AsyncIterator[Deployment]:
+    """The API and the worker on `servers`, reaching PostgreSQL at `processes_database_url`
+    (default: the server itself), with these `PICFORGE_*` `settings` changed. Waits run in
+    threads: the event loop may be serving the processes' connections (a relay)."""
     postgres, emulator = servers
     env = await asyncio.to_thread(_environment, postgres, emulator)
+    if processes_database_url:
+        env["PICFORGE_DATABASE_URL"] = processes_database_url
+    env |= settings or {}
     database_url = DatabaseSettings(database_url=postgres.url).sqlalchemy_url
     await asyncio.to_thread(command.upgrade, alembic_config(database_url), "head")
     engine = create_async_engine(database_url, pool_pre_ping=True)  # it outlives outages
@@ -345,7 +357,7 @@ async def deployment(
     api.start()
     worker.start()
     try:
-        wait_for_port(port, timeout_s=120, is_alive=api.running)
+        await asyncio.to_thread(wait_for_port, port, timeout_s=120, is_alive=api.running)
         session = aioboto3.Session()
         async with (
             session.client("s3", endpoint_url=emulator.url, region_name="us-east-1") as s3,
@@ -364,6 +376,44 @@ async def deployment(
                 sqs=sqs,
             )
     finally:
-        worker.stop()
-        api.stop()
+        await asyncio.to_thread(worker.stop)
+        await asyncio.to_thread(api.stop)
         await engine.dispose()
+
+
+@pytest.fixture
+async def deployment(
+    servers: tuple[EmbeddedPostgres, Emulator], tmp_path: Path
+) -> AsyncIterator[Deployment]:
+    async with deployed(servers, tmp_path) as running:
+        yield running
+
+
+# What a silent database holds each process to: the API's wait for a statement's answer and
+# for a login, and the worker's job timeout (with the render budget it must hold), shortened
+# from their defaults (30 s, 10 s, 120 s) to fit a test.
+SILENT_DATABASE_SETTINGS = {
+    "PICFORGE_DB_COMMAND_TIMEOUT_S": "3",
+    "PICFORGE_DB_CONNECT_TIMEOUT_S": "3",
+    "PICFORGE_WORKER_JOB_TIMEOUT_S": "20",
+    "PICFORGE_RENDER_CPU_MAX_S": "10",
+}
+
+
+@pytest.fixture
+async def relayed_deployment(
+    servers: tuple[EmbeddedPostgres, Emulator], tmp_path: Path
+) -> AsyncIterator[tuple[Deployment, DatabaseRelay]]:
+    """A deployment whose processes reach PostgreSQL through a relay the test can silence
+    (the test's own connections go straight to the server)."""
+    database_url = DatabaseSettings(database_url=servers[0].url).sqlalchemy_url
+    async with (
+        DatabaseRelay.to(database_url) as (relay, relayed_url),
+        deployed(
+            servers,
+            tmp_path,
+            processes_database_url=relayed_url,
+            settings=SILENT_DATABASE_SETTINGS,
+        ) as running,
+    ):
+        yield running, relay

@@ -14,6 +14,7 @@ from contextlib import AbstractContextManager
 
 import pytest
 
+from tests.database_relay import DatabaseRelay
 from tests.reliability.conftest import Deployment, Figures, sample_png, settle
 from tests.reliability.traffic import MAX_ANSWER_S, poll_readyz, run_traffic
 
@@ -93,6 +94,20 @@ async def test_database_outage_answers_503_then_recovers(
 ) -> None:
     await _outage_under_traffic(
         deployment, deployment.postgres.down(), figures, f"PostgreSQL stopped for {OUTAGE_S} s"
+    )
+
+
+async def test_silent_database_answers_503_then_recovers(
+    relayed_deployment: tuple[Deployment, DatabaseRelay], figures: Figures
+) -> None:
+    """Nothing refused, nothing answered: a black-holed route, a primary gone in a failover."""
+    deployment, relay = relayed_deployment
+    await _outage_under_traffic(
+        deployment,
+        relay.silenced(),
+        figures,
+        f"PostgreSQL silent for {OUTAGE_S} s (nothing refused or answered; API statement "
+        "wait 3 s, worker job timeout 20 s)",
     )
 
 

@@ -161,6 +161,21 @@ def worker_settings(stack: Stack, emulator: Emulator, database_url: str) -> Work
 
 OWNER = "alice"
 OTHER_OWNER = "bob"
+
+
+def assert_problem(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
+    """`response` is the API's problem document for `status` and `code`; returns it."""
+    assert response.status_code == status, (response.request.url, response.text)
+    assert response.headers["content-type"] == "application/problem+json"
+    problem: dict[str, Any] = response.json()
+    assert problem["code"] == code
+    assert problem["status"] == status
+    assert problem["type"] == f"urn:picforge:error:{code}"
+    assert problem["title"]
+    assert problem["detail"]
+    return problem
+
+
 KeyMaker = Callable[[str], Awaitable[str]]
 
 

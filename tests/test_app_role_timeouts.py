@@ -20,7 +20,7 @@ from devstack.postgres import APP_ROLE, as_app_role
 from service.config import ApiSettings, DatabaseSettings
 from service.db import create_engine, create_sessionmaker
 from service.main import create_app
-from tests.conftest import KeyMaker, api_client
+from tests.conftest import KeyMaker, api_client, assert_problem
 from worker.config import WorkerSettings
 from worker.metrics import Metrics
 from worker.reconciling import open_reconcile_context, reconcile_if_alone
@@ -104,9 +104,7 @@ async def test_requests_behind_a_held_lock_are_answered_503_by_the_timeout(
         after = await http.get(image)
 
     for answer in blocked:
-        assert answer.status_code == 503, (answer.request.url, answer.text)
-        assert answer.headers["content-type"] == "application/problem+json"
-        assert answer.json()["code"] == "dependency_unavailable"
+        assert_problem(answer, 503, "dependency_unavailable")
     assert waited_s < len(blocked) * ANSWERED_WITHIN_S
     assert after.status_code == 200
 

@@ -22,7 +22,7 @@ from service.db import alembic_config, create_sessionmaker
 from service.deps import get_session
 from service.keys import create_key
 from service.main import create_app
-from tests.conftest import KeyMaker, api_client
+from tests.conftest import KeyMaker, api_client, assert_problem
 from tests.database_relay import DatabaseRelay
 
 WAIT_S = 1.0  # the API's wait for a statement's answer, and for a new connection, here
@@ -73,9 +73,7 @@ async def test_api_answers_503_while_database_is_down(
             alive = await http.get("/healthz")
 
     for response in responses:
-        assert response.status_code == 503, (response.request.url, response.text)
-        assert response.headers["content-type"] == "application/problem+json"
-        assert response.json()["code"] == "dependency_unavailable"
+        assert_problem(response, 503, "dependency_unavailable")
     assert alive.status_code == 200
 
 
@@ -96,8 +94,7 @@ async def test_orm_route_answers_503_when_its_session_cannot_connect(
         app.dependency_overrides.clear()
         await unreachable.dispose()
 
-    assert response.status_code == 503, response.text
-    assert response.json()["code"] == "dependency_unavailable"
+    assert_problem(response, 503, "dependency_unavailable")
 
 
 async def test_api_answers_503_while_database_is_silent_then_serves_again(
@@ -132,8 +129,6 @@ async def test_api_answers_503_while_database_is_silent_then_serves_again(
             after = await http.get(image)
 
     for answer in silent:
-        assert answer.status_code == 503, (answer.request.url, answer.text)
-        assert answer.headers["content-type"] == "application/problem+json"
-        assert answer.json()["code"] == "dependency_unavailable"
+        assert_problem(answer, 503, "dependency_unavailable")
     assert waited_s < len(silent) * ANSWERED_WITHIN_S
     assert after.status_code == 200, after.text

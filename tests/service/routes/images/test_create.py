@@ -12,23 +12,11 @@ from fastapi import FastAPI
 from service.body_limit import MAX_BODY_BYTES as MAX_JSON_BODY_BYTES
 from service.config import ApiSettings
 from service.content_types import ACCEPTED_CONTENT_TYPES
-from tests.conftest import TESTDATA, KeyMaker
+from tests.conftest import TESTDATA, KeyMaker, assert_problem
 from tests.flow import create_image, upload_put
 from tests.service.state import list_keys
 
 HOPPER_PNG = (TESTDATA / "good" / "hopper.png").read_bytes()
-
-
-def assert_problem(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == "application/problem+json"
-    problem: dict[str, Any] = response.json()
-    assert problem["code"] == code
-    assert problem["status"] == status
-    assert problem["type"] == f"urn:picforge:error:{code}"
-    assert problem["title"]
-    assert problem["detail"]
-    return problem
 
 
 @pytest.mark.parametrize("content_type", sorted(ACCEPTED_CONTENT_TYPES))

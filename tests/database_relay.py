@@ -12,21 +12,39 @@ from devstack.ports import LOOPBACK
 
 
 class DatabaseRelay:
-    """TCP to the database's socket, until `silent`: then bytes either way are dropped, and a
-    new connection is taken but never answered. Nothing is refused or reset, as across a
-    black-holed route or to a primary gone in a failover."""
+    """TCP to the database's socket, until `silent`: then nothing is refused, reset or
+    answered, as across a black-holed route. Bytes either way wait for the route to come back,
+    and are delivered then, as TCP's retransmissions deliver them: a statement a client gave
+    up on may still run, and a client's goodbye ends its server session only then."""
 
     def __init__(self, database_socket: str) -> None:
         self.database_socket = database_socket
-        self.silent = False
+        self._route_up = asyncio.Event()
+        self._route_up.set()
         self._held: list[asyncio.StreamWriter] = []
         self._serving: set[asyncio.Task[object]] = set()
 
+    @property
+    def silent(self) -> bool:
+        return not self._route_up.is_set()
+
+    @silent.setter
+    def silent(self, silent: bool) -> None:
+        if silent:
+            self._route_up.clear()
+        else:
+            self._route_up.set()
+
     async def _pass(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        while data := await reader.read(65536):
-            if not self.silent:
+        try:
+            while data := await reader.read(65536):
+                await self._route_up.wait()
                 writer.write(data)
-        if not self.silent:
+                await writer.drain()
+            await self._route_up.wait()
+        except ConnectionError:
+            pass  # the far end is gone; this side goes too, as TCP's reset would take it
+        finally:
             writer.close()  # the end of one side is passed on, as TCP would
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -34,9 +52,7 @@ class DatabaseRelay:
         assert serving is not None
         self._serving.add(serving)
         self._held.append(writer)
-        if self.silent:
-            await self._pass(reader, writer)
-            return
+        await self._route_up.wait()  # a new connection's handshake waits for the route too
         upstream_reader, upstream = await asyncio.open_unix_connection(self.database_socket)
         self._held.append(upstream)
         await asyncio.gather(self._pass(reader, upstream), self._pass(upstream_reader, writer))

@@ -14,6 +14,7 @@ import pytest
 from alembic import command
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from devstack.ports import free_port
 from devstack.postgres import EmbeddedPostgres
@@ -97,20 +98,25 @@ async def test_orm_route_answers_503_when_its_session_cannot_connect(
     assert_problem(response, 503, "dependency_unavailable")
 
 
+def _relayed_app(api_settings: ApiSettings, relayed_url: str) -> FastAPI:
+    """The API, reaching the database through a relay, and waiting `WAIT_S` for it."""
+    return create_app(
+        api_settings.model_copy(
+            update={
+                "database_url": relayed_url,
+                "db_command_timeout_s": WAIT_S,
+                "db_connect_timeout_s": WAIT_S,
+            }
+        )
+    )
+
+
 async def test_api_answers_503_while_database_is_silent_then_serves_again(
     api_settings: ApiSettings, database_url: str, make_key: KeyMaker
 ) -> None:
     key = await make_key("alice")
     async with DatabaseRelay.to(database_url) as (relay, relayed_url):
-        app = create_app(
-            api_settings.model_copy(
-                update={
-                    "database_url": relayed_url,
-                    "db_command_timeout_s": WAIT_S,
-                    "db_connect_timeout_s": WAIT_S,
-                }
-            )
-        )
+        app = _relayed_app(api_settings, relayed_url)
         async with app.router.lifespan_context(app), api_client(app, key) as http:
             created = await http.post("/v1/images", json=IMAGE)
             assert created.status_code == 201
@@ -131,4 +137,45 @@ async def test_api_answers_503_while_database_is_silent_then_serves_again(
     for answer in silent:
         assert_problem(answer, 503, "dependency_unavailable")
     assert waited_s < len(silent) * ANSWERED_WITHIN_S
+    assert after.status_code == 200, after.text
+
+
+def _silenced_once_answering(app: ASGIApp, relay: DatabaseRelay) -> ASGIApp:
+    """`app`, with the database going silent as an answer starts: after the route's last
+    statement, before its session's rollback."""
+
+    async def silencing(scope: Scope, receive: Receive, send: Send) -> None:
+        async def send_then_silence(message: Message) -> None:
+            await send(message)
+            if message["type"] == "http.response.start":
+                relay.silent = True
+
+        await app(scope, receive, send_then_silence)
+
+    return silencing
+
+
+async def test_answer_stands_when_the_database_goes_silent_before_the_rollback(
+    api_settings: ApiSettings,
+    database_url: str,
+    make_key: KeyMaker,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    key = await make_key("alice")
+    async with DatabaseRelay.to(database_url) as (relay, relayed_url):
+        app = _relayed_app(api_settings, relayed_url)
+        async with app.router.lifespan_context(app), api_client(app, key) as http:
+            created = await http.post("/v1/images", json=IMAGE)
+            image = f"/v1/images/{created.json()['id']}"
+            silencing = httpx.ASGITransport(app=_silenced_once_answering(app, relay))
+            async with httpx.AsyncClient(
+                transport=silencing, base_url=http.base_url, headers=http.headers
+            ) as silenced:
+                answered = await silenced.get(image)  # raises, if the app did
+            relay.silent = False
+            after = await http.get(image)
+
+    assert answered.status_code == 200, answered.text
+    assert answered.json()["id"] == created.json()["id"]
+    assert "did not take its rollback" in caplog.text
     assert after.status_code == 200, after.text

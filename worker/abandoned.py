@@ -22,6 +22,7 @@ from contextlib import asynccontextmanager
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from worker import records
+from worker.database_gate import log_failure
 from worker.failures import FAILURE_CODES
 from worker.metrics import Metrics
 
@@ -73,9 +74,8 @@ async def fail_abandoned_images(
             failed = await records.fail_abandoned(
                 sessions, idle_s=idle_s, message=FAILURE_CODES[records.PROCESSING_FAILED]
             )
-        except Exception:
-            # The database down, say: the next look tries again.
-            log.exception("could not look for abandoned images")
+        except Exception as error:  # the next look tries again
+            log_failure(log, "could not look for abandoned images", error)
         else:
             for image_id in failed:
                 log.error(

@@ -13,6 +13,7 @@ from sqlalchemy import text
 from service.aws import open_s3_client, open_sqs_client
 from service.db import create_engine, create_sessionmaker, require_migrated
 from worker.config import WorkerSettings
+from worker.database_gate import log_failure
 from worker.metrics import Metrics
 from worker.reconcile import Fix, ReconcileContext, reconcile
 
@@ -52,8 +53,8 @@ async def reconciling(
             await asyncio.sleep(every_s)
             try:
                 await reconcile_if_alone(context, metrics)
-            except Exception:
-                log.exception("reconcile failed")
+            except Exception as error:  # the next period tries again
+                log_failure(log, "reconcile failed", error)
 
     task = asyncio.create_task(reconcile_forever())
     try:

@@ -30,6 +30,7 @@ from sqlalchemy.orm import aliased
 from service.db import LIFT_STATEMENT_TIMEOUT
 from service.models import IdempotentCreate, Image, ImageStatus
 from service.storage import abort_multipart_upload, erase_original
+from worker.database_gate import log_failure
 from worker.metrics import Metrics
 
 if TYPE_CHECKING:
@@ -126,9 +127,8 @@ async def sweeping(
         while True:
             try:
                 await sweep_once(sessions, s3, metrics, options)
-            except Exception:
-                # The database or S3 down, say: the next sweep tries again.
-                log.exception("sweep failed")
+            except Exception as error:  # the next sweep tries again
+                log_failure(log, "sweep failed", error)
             await asyncio.sleep(options.every_s)
 
     task = asyncio.create_task(sweep_forever())

@@ -17,12 +17,13 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TypeVar
 
+import asyncpg  # type: ignore[import-untyped]  # asyncpg ships no type hints
 from alembic import command
 from alembic.config import Config
 from alembic.script import ScriptDirectory
+from sqlalchemy import exc as sqlalchemy_errors
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import ProgrammingError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -108,6 +109,32 @@ def head_revision() -> str | None:
     return ScriptDirectory.from_config(alembic_config("postgresql://")).get_current_head()
 
 
+# A lost or refused connection (a refused login is a ConnectionError: service.database_login),
+# an operator's shutdown, SQLAlchemy's wrapping of those, and the pool's own timeout.
+_UNAVAILABLE = (
+    OSError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.OperatorInterventionError,
+    asyncpg.CannotConnectNowError,
+    sqlalchemy_errors.TimeoutError,
+)
+
+
+def is_database_unavailable(error: BaseException) -> bool:
+    """Whether `error` (or what it wraps) is the database being out of reach."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, _UNAVAILABLE):
+            return True
+        if isinstance(current, sqlalchemy_errors.DBAPIError) and current.connection_invalidated:
+            return True
+        orig = getattr(current, "orig", None)
+        current = orig if isinstance(orig, BaseException) else current.__cause__
+    return False
+
+
 async def require_migrated(engine: AsyncEngine) -> None:
     """Refuse to run against a database whose schema is not the one this code expects."""
     expected = head_revision()
@@ -115,13 +142,27 @@ async def require_migrated(engine: AsyncEngine) -> None:
         async with engine.connect() as connection:
             current = await connection.execute(text("SELECT version_num FROM alembic_version"))
             revision = current.scalar_one_or_none()
-    except ProgrammingError:
+    except sqlalchemy_errors.ProgrammingError:
         revision = None
     if revision != expected:
         raise SchemaNotMigrated(
             f"the database schema is at revision {revision or 'none'}, this code needs "
             f"{expected}: run `picforge migrate` first"
         )
+
+
+async def require_migrated_if_reachable(engine: AsyncEngine) -> bool:
+    """`require_migrated`, for a process whose start-up check (service.startup) found the
+    database reachable and migrated moments ago: a database out of reach since (a failover, a
+    rotated password) is no reason to exit, since the process waits out outages like any
+    other. Whether it was reachable."""
+    try:
+        await require_migrated(engine)
+    except Exception as error:
+        if not is_database_unavailable(error):
+            raise
+        return False
+    return True
 
 
 T = TypeVar("T")

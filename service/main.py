@@ -14,7 +14,12 @@ from service.aws import open_s3_client, open_sqs_client
 from service.body_limit import BodyLimit
 from service.cdn import open_cdn
 from service.config import ApiSettings
-from service.db import autocommit, create_engine, create_sessionmaker, require_migrated
+from service.db import (
+    autocommit,
+    create_engine,
+    create_sessionmaker,
+    require_migrated_if_reachable,
+)
 from service.deps import refuse_inactive_key
 from service.docs import install_docs
 from service.error_handlers import install_error_handlers
@@ -57,7 +62,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     async with AsyncExitStack() as stack:
         engine = create_engine(settings, command_timeout_s=settings.db_command_timeout_s)
         stack.push_async_callback(engine.dispose)
-        await require_migrated(engine)
+        if not await require_migrated_if_reachable(engine):
+            log.warning(
+                "the database is unavailable: requests that need it answer 503 until it answers"
+            )
         s3 = await open_s3_client(stack, settings)
         presigner = s3
         if settings.aws_public_endpoint_url:

@@ -16,40 +16,15 @@ from __future__ import annotations
 import asyncio
 import logging
 
-import asyncpg  # type: ignore[import-untyped]  # asyncpg ships no type hints
-from sqlalchemy import exc as sqlalchemy_errors
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
+
+from service.db import is_database_unavailable
 
 log = logging.getLogger(__name__)
 
 FIRST_PROBE_INTERVAL_S = 0.5
 MAX_PROBE_INTERVAL_S = 10.0
-
-# A lost or refused connection (a refused login is a ConnectionError: service.database_login),
-# an operator's shutdown, SQLAlchemy's wrapping of those, and the pool's own timeout.
-_UNAVAILABLE = (
-    OSError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.OperatorInterventionError,
-    asyncpg.CannotConnectNowError,
-    sqlalchemy_errors.TimeoutError,
-)
-
-
-def is_database_unavailable(error: BaseException) -> bool:
-    """Whether `error` (or what it wraps) is the database being out of reach."""
-    seen: set[int] = set()
-    current: BaseException | None = error
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        if isinstance(current, _UNAVAILABLE):
-            return True
-        if isinstance(current, sqlalchemy_errors.DBAPIError) and current.connection_invalidated:
-            return True
-        orig = getattr(current, "orig", None)
-        current = orig if isinstance(orig, BaseException) else current.__cause__
-    return False
 
 
 def log_failure(logger: logging.Logger, what: str, error: Exception) -> None:

@@ -22,7 +22,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
 
-from worker.database_gate import DatabaseGate, is_database_unavailable
+from service.db import is_database_unavailable
+from worker.database_gate import DatabaseGate
 from worker.events import Event, UnrecognizedMessage, parse_message_body
 from worker.handlers import Outcome, RenderContext, give_up, handle_event, image_id_of
 from worker.messages import Message, MessageQueue

@@ -13,7 +13,12 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass
 
 from service.aws import open_s3_client, open_sqs_client
-from service.db import SchemaNotMigrated, create_engine, create_sessionmaker, require_migrated
+from service.db import (
+    SchemaNotMigrated,
+    create_engine,
+    create_sessionmaker,
+    require_migrated_if_reachable,
+)
 from service.startup import check_dependencies, exit_on_bad_configuration, load_settings
 from worker.abandoned import abandoned_after_s, failing_abandoned_images
 from worker.config import WorkerSettings
@@ -47,7 +52,10 @@ async def open_worker(stack: AsyncExitStack, settings: WorkerSettings, metrics: 
     """Open every connection and the render pool, closed when `stack` closes."""
     engine = create_engine(settings)
     stack.push_async_callback(engine.dispose)
-    await require_migrated(engine)
+    gate = DatabaseGate(engine, login_timeout_s=settings.db_connect_timeout_s)
+    if not await require_migrated_if_reachable(engine):
+        # Exiting would leave the images queued meanwhile to whatever restarts the process.
+        gate.close()
     s3 = await open_s3_client(stack, settings)
     sqs = await open_sqs_client(stack, settings, long_polls=True)
     queue = MessageQueue(
@@ -87,7 +95,6 @@ async def open_worker(stack: AsyncExitStack, settings: WorkerSettings, metrics: 
         ),
         budget=budget,
     )
-    gate = DatabaseGate(engine, login_timeout_s=settings.db_connect_timeout_s)
     delivery = Delivery(
         queue,
         context,

@@ -1,7 +1,8 @@
 """A database that goes away under a running API: every route that needs it answers 503 in the
 one error shape, the process keeps serving, and liveness stays green. So does a database that
 goes silent (nothing refused, nothing answered): within the API's wait for a statement, and the
-API serves again on its own once the database answers."""
+API serves again on its own once the database answers, as it does when the database was silent
+from its start."""
 
 from __future__ import annotations
 
@@ -110,20 +111,23 @@ class RelayedApi:
     image: str  # the image's path
 
 
+def _relayed(settings: ApiSettings, relayed_url: str) -> ApiSettings:
+    return settings.model_copy(
+        update={
+            "database_url": relayed_url,
+            "db_command_timeout_s": WAIT_S,
+            "db_connect_timeout_s": WAIT_S,
+        }
+    )
+
+
 @pytest.fixture
 async def relayed_api(
     api_settings: ApiSettings, database_url: str, make_key: KeyMaker
 ) -> AsyncIterator[RelayedApi]:
     key = await make_key("alice")
     async with DatabaseRelay.to(database_url) as (relay, relayed_url):
-        settings = api_settings.model_copy(
-            update={
-                "database_url": relayed_url,
-                "db_command_timeout_s": WAIT_S,
-                "db_connect_timeout_s": WAIT_S,
-            }
-        )
-        app = create_app(settings)
+        app = create_app(_relayed(api_settings, relayed_url))
         async with app.router.lifespan_context(app), api_client(app, key) as http:
             created = await http.post("/v1/images", json=IMAGE)
             assert created.status_code == 201
@@ -150,6 +154,28 @@ async def test_api_answers_503_while_database_is_silent_then_serves_again(
         assert_problem(answer, 503, "dependency_unavailable")
     assert waited_s < len(silent) * ANSWERED_WITHIN_S
     assert after.status_code == 200, after.text
+
+
+async def test_api_started_while_the_database_is_silent_serves_once_it_answers(
+    api_settings: ApiSettings,
+    database_url: str,
+    make_key: KeyMaker,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # The start-up check (service.startup) passed moments before: a failover since is an
+    # outage to wait out like any other, not a reason to exit.
+    key = await make_key("alice")
+    async with DatabaseRelay.to(database_url) as (relay, relayed_url):
+        app = create_app(_relayed(api_settings, relayed_url))
+        relay.silent = True
+        async with app.router.lifespan_context(app), api_client(app, key) as http:
+            silent = await http.post("/v1/images", json=IMAGE)
+            relay.silent = False
+            answering = await http.post("/v1/images", json=IMAGE)
+
+    assert "the database is unavailable" in caplog.text
+    assert_problem(silent, 503, "dependency_unavailable")
+    assert answering.status_code == 201, answering.text
 
 
 def _silenced_once_answering(app: ASGIApp, relay: DatabaseRelay) -> ASGIApp:

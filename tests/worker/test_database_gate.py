@@ -1,5 +1,5 @@
-"""worker/database_gate.py: which failures are the database's, the probe that decides, and the
-log line of a periodic task the database failed."""
+"""worker/database_gate.py: which failures are the database's, the probe that decides, the
+log line of a periodic task the database failed, and a worker started while it is away."""
 
 from __future__ import annotations
 
@@ -14,10 +14,11 @@ from sqlalchemy import exc as sqlalchemy_errors
 from devstack.ports import free_port
 from service.config import DatabaseSettings
 from service.database_login import DatabaseLoginRefused
-from service.db import create_engine, create_sessionmaker
+from service.db import create_engine, create_sessionmaker, is_database_unavailable
 from tests.database_relay import DatabaseRelay
+from tests.worker.conftest import Images, StartWorker
 from worker.abandoned import fail_abandoned_images
-from worker.database_gate import DatabaseGate, is_database_unavailable, log_failure
+from worker.database_gate import DatabaseGate, log_failure
 from worker.metrics import Metrics
 
 LOGIN_TIMEOUT_S = 1.0
@@ -109,3 +110,21 @@ def test_any_other_failure_of_a_periodic_task_logs_its_traceback(
     (line,) = caplog.records
     assert line.levelno == logging.ERROR and line.exc_info is not None
     assert "KeyError: 'a bug'" in caplog.text
+
+
+async def test_a_worker_started_while_the_database_is_silent_renders_once_it_answers(
+    images: Images, start_worker: StartWorker, hopper_png: bytes, database_url: str
+) -> None:
+    # The start-up check (worker.main.main) passed moments before: a failover since is an
+    # outage to wait out, not a reason to exit with the queue full.
+    async with DatabaseRelay.to(database_url) as (relay, relayed_url):
+        relay.silent = True
+        worker = await start_worker(database_url=relayed_url, db_connect_timeout_s=LOGIN_TIMEOUT_S)
+        image_id = await images.create(hopper_png)
+        await asyncio.sleep(3 * LOGIN_TIMEOUT_S)  # past the schema check's login
+        assert not worker.task.done()
+        relay.silent = False
+        image = await images.wait_for(image_id, "ready", timeout_s=30)
+        await worker.stop()
+
+    assert [rendition.name for rendition in image.renditions] == ["thumb"]

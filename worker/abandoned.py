@@ -22,9 +22,9 @@ from contextlib import asynccontextmanager
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from worker import records
-from worker.database_gate import log_failure
 from worker.failures import FAILURE_CODES
 from worker.metrics import Metrics
+from worker.periodic import log_failure
 
 log = logging.getLogger(__name__)
 

@@ -27,16 +27,6 @@ FIRST_PROBE_INTERVAL_S = 0.5
 MAX_PROBE_INTERVAL_S = 10.0
 
 
-def log_failure(logger: logging.Logger, what: str, error: Exception) -> None:
-    """Log that `what` failed (a periodic task, tried again at its next period): in one line
-    when the database is out of reach, since an outage's tracebacks, one each period, would
-    bury the log and say nothing more; with the traceback otherwise, as a bug to find."""
-    if is_database_unavailable(error):
-        logger.warning("%s: the database is unavailable (%r)", what, error)
-    else:
-        logger.error("%s", what, exc_info=error)
-
-
 class DatabaseGate:
     def __init__(self, engine: AsyncEngine, *, login_timeout_s: float) -> None:
         self._engine = engine

@@ -13,8 +13,8 @@ from sqlalchemy import text
 from service.aws import open_s3_client, open_sqs_client
 from service.db import create_engine, create_sessionmaker, require_migrated
 from worker.config import WorkerSettings
-from worker.database_gate import log_failure
 from worker.metrics import Metrics
+from worker.periodic import log_failure
 from worker.reconcile import Fix, ReconcileContext, reconcile
 
 log = logging.getLogger(__name__)

@@ -30,8 +30,8 @@ from sqlalchemy.orm import aliased
 from service.db import LIFT_STATEMENT_TIMEOUT
 from service.models import IdempotentCreate, Image, ImageStatus
 from service.storage import abort_multipart_upload, erase_original
-from worker.database_gate import log_failure
 from worker.metrics import Metrics
+from worker.periodic import log_failure
 
 if TYPE_CHECKING:
     from types_aiobotocore_s3 import S3Client

@@ -1,25 +1,21 @@
-"""worker/database_gate.py: which failures are the database's, the probe that decides, the
-log line of a periodic task the database failed, and a worker started while it is away."""
+"""worker/database_gate.py: which failures are the database's, the probe that decides, and a
+worker started while the database is away."""
 
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 
 import asyncpg  # type: ignore[import-untyped]
-import pytest
 from sqlalchemy import exc as sqlalchemy_errors
 
 from devstack.ports import free_port
 from service.config import DatabaseSettings
 from service.database_login import DatabaseLoginRefused
-from service.db import create_engine, create_sessionmaker, is_database_unavailable
+from service.db import create_engine, is_database_unavailable
 from tests.database_relay import DatabaseRelay
 from tests.worker.conftest import Images, StartWorker
-from worker.abandoned import fail_abandoned_images
-from worker.database_gate import DatabaseGate, log_failure
-from worker.metrics import Metrics
+from worker.database_gate import DatabaseGate
 
 LOGIN_TIMEOUT_S = 1.0
 
@@ -74,42 +70,6 @@ async def test_gate_probe_of_a_silent_database_fails_in_time_then_answers_again(
     assert probes == [False, False]
     # Each probe: its bound (twice the login's), and SQLAlchemy's 2 s closing the connection.
     assert waited_s < 2 * (2 * LOGIN_TIMEOUT_S + 2 + 2)
-
-
-async def test_a_periodic_task_logs_one_line_a_period_while_the_database_is_away(
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    nowhere = create_engine(
-        DatabaseSettings(database_url=f"postgresql://picforge@127.0.0.1:{free_port()}/x")
-    )
-    looking = asyncio.create_task(
-        fail_abandoned_images(create_sessionmaker(nowhere), Metrics(), idle_s=60, every_s=0.05)
-    )
-    await asyncio.sleep(0.5)
-    looking.cancel()
-    await asyncio.wait([looking])
-    await nowhere.dispose()
-
-    lines = [record for record in caplog.records if record.name == "worker.abandoned"]
-    assert len(lines) > 1
-    for line in lines:
-        assert line.levelno == logging.WARNING and line.exc_info is None
-        assert line.getMessage().startswith(
-            "could not look for abandoned images: the database is unavailable"
-        )
-
-
-def test_any_other_failure_of_a_periodic_task_logs_its_traceback(
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    try:
-        raise KeyError("a bug")
-    except KeyError as error:
-        log_failure(logging.getLogger("worker.sweep"), "sweep failed", error)
-
-    (line,) = caplog.records
-    assert line.levelno == logging.ERROR and line.exc_info is not None
-    assert "KeyError: 'a bug'" in caplog.text
 
 
 async def test_a_worker_started_while_the_database_is_silent_renders_once_it_answers(

@@ -1,4 +1,5 @@
-"""The database engine, sessions, and the start-up check that the schema is migrated.
+"""The database engine, sessions, the start-up check that the schema is migrated, and which
+failures mean the database is out of reach.
 
 The API reaches PostgreSQL one way: SQLAlchemy's engine, whose pool holds at most
 `db_pool_size` connections per process. Use-cases that need a transaction take an ORM session;

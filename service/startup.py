@@ -66,6 +66,8 @@ CONNECT_TIMEOUT_S = 15
 S = TypeVar("S", bound=BaseSettings)
 # What connecting to an unreachable or refusing PostgreSQL raises, through SQLAlchemy or not.
 UNREACHABLE_DATABASE = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
+# SQS's code for a queue URL it does not know, in its query and its JSON protocol.
+NO_QUEUE = frozenset({"AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"})
 
 
 class ConfigurationError(Exception):
@@ -141,10 +143,37 @@ async def check_database(settings: DatabaseSettings) -> None:
         await engine.dispose()
 
 
+def aws_endpoint(settings: AwsSettings, service: str) -> str:
+    return settings.aws_endpoint_url or f"{service} in {settings.aws_region}"
+
+
+@contextmanager
+def reaching_aws(settings: AwsSettings, service: str) -> Iterator[None]:
+    """Turn `service`'s endpoint out of reach, or no credentials, into the setting to fix."""
+    where = aws_endpoint(settings, service)
+    try:
+        yield
+    except (EndpointConnectionError, ConnectTimeoutError, TimeoutError, OSError) as exc:
+        setting = "AWS_ENDPOINT_URL" if settings.aws_endpoint_url else "AWS_REGION"
+        raise ConfigurationError(
+            f"{ENV_PREFIX}{setting}: nothing answers at {where} ({first_line(exc)}); "
+            f"expected a reachable {service} endpoint"
+        ) from None
+    except NoCredentialsError:
+        raise ConfigurationError(
+            "no AWS credentials: expected a task role on AWS, or AWS_ACCESS_KEY_ID and "
+            "AWS_SECRET_ACCESS_KEY for an emulator"
+        ) from None
+
+
+def error_code(exc: ClientError) -> str | None:
+    return exc.response.get("Error", {}).get("Code")
+
+
 async def check_s3(settings: AwsSettings) -> None:
     """The S3 endpoint answers and the uploads bucket exists. Other refusals (a role without
     the permission to ask) are left for /readyz to report."""
-    where = settings.aws_endpoint_url or f"S3 in {settings.aws_region}"
+    where = aws_endpoint(settings, "S3")
     async with aioboto3.Session().client(
         "s3",
         region_name=settings.aws_region,
@@ -152,32 +181,50 @@ async def check_s3(settings: AwsSettings) -> None:
         config=client_config(settings).merge(s3_client_config(settings)),
     ) as s3:
         try:
-            await asyncio.wait_for(
-                s3.head_bucket(Bucket=settings.uploads_bucket), CONNECT_TIMEOUT_S
-            )
-        except (EndpointConnectionError, ConnectTimeoutError, TimeoutError, OSError) as exc:
-            setting = "AWS_ENDPOINT_URL" if settings.aws_endpoint_url else "AWS_REGION"
-            raise ConfigurationError(
-                f"{ENV_PREFIX}{setting}: nothing answers at {where} ({first_line(exc)}); "
-                "expected a reachable S3 endpoint"
-            ) from None
-        except NoCredentialsError:
-            raise ConfigurationError(
-                "no AWS credentials: expected a task role on AWS, or AWS_ACCESS_KEY_ID and "
-                "AWS_SECRET_ACCESS_KEY for an emulator"
-            ) from None
+            with reaching_aws(settings, "S3"):
+                await asyncio.wait_for(
+                    s3.head_bucket(Bucket=settings.uploads_bucket), CONNECT_TIMEOUT_S
+                )
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in {"404", "NoSuchBucket"}:
+            if error_code(exc) in {"404", "NoSuchBucket"}:
                 raise ConfigurationError(
                     f"{ENV_PREFIX}UPLOADS_BUCKET: there is no bucket "
                     f"{settings.uploads_bucket!r} at {where}; expected an existing bucket"
                 ) from None
 
 
-async def check_dependencies(database: DatabaseSettings, aws: AwsSettings) -> None:
-    """What every long-running process needs before it starts: both are usually one object."""
+async def check_queue(settings: AwsSettings, queue_url: str) -> None:
+    """The queue exists: a worker pointed at none would have nothing to consume, and an API
+    nowhere to send a reprocess. Other refusals are left for the process to report."""
+    where = aws_endpoint(settings, "SQS")
+    async with aioboto3.Session().client(
+        "sqs",
+        region_name=settings.aws_region,
+        endpoint_url=settings.aws_endpoint_url,
+        config=client_config(settings),
+    ) as sqs:
+        try:
+            with reaching_aws(settings, "SQS"):
+                await asyncio.wait_for(
+                    sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"]),
+                    CONNECT_TIMEOUT_S,
+                )
+        except ClientError as exc:
+            if error_code(exc) in NO_QUEUE:
+                raise ConfigurationError(
+                    f"{ENV_PREFIX}QUEUE_URL: there is no queue {queue_url!r} at {where}; "
+                    "expected an existing queue"
+                ) from None
+
+
+async def check_dependencies(
+    database: DatabaseSettings, aws: AwsSettings, *, queue_url: str
+) -> None:
+    """What every long-running process needs before it starts: the first two are usually one
+    object."""
     await check_database(database)
     await check_s3(aws)
+    await check_queue(aws, queue_url)
 
 
 @contextmanager

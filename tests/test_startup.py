@@ -92,6 +92,7 @@ async def test_readyz_is_503_problem_when_a_bucket_is_missing(
 
 API_ARGV = [sys.executable, "-c", "from service.cli import main; main()", "serve", "--port", "0"]
 WORKER_ARGV = [sys.executable, "-m", "worker"]
+NO_SUCH_QUEUE = "http://sqs.us-east-1.localhost/000000000000/no-such-queue"
 UNKNOWN_PRESET_FIELD = '[{"name": "thumb", "width": 128, "height": 128, "sizes": [1]}]'
 
 
@@ -112,8 +113,13 @@ UNKNOWN_PRESET_FIELD = '[{"name": "thumb", "width": 128, "height": 128, "sizes":
          "PICFORGE_PRESETS: preset #0 has unknown fields ['sizes']"),
         (WORKER_ARGV, "PICFORGE_WORKER_CONCURRENCY", "0",
          "PICFORGE_WORKER_CONCURRENCY: Input should be greater than or equal to 1"),
+        (API_ARGV, "PICFORGE_QUEUE_URL", NO_SUCH_QUEUE,
+         f"PICFORGE_QUEUE_URL: there is no queue {NO_SUCH_QUEUE!r}"),
+        (WORKER_ARGV, "PICFORGE_QUEUE_URL", NO_SUCH_QUEUE,
+         f"PICFORGE_QUEUE_URL: there is no queue {NO_SUCH_QUEUE!r}"),
     ],
-    ids=["pool-size", "queue-url", "endpoint", "database", "bucket", "preset-field", "concurrency"],
+    ids=["pool-size", "queue-url", "endpoint", "database", "bucket", "preset-field", "concurrency",
+         "api-no-queue", "worker-no-queue"],
 )  # fmt: skip
 def test_process_stops_with_one_line_naming_a_wrong_setting(
     argv: list[str],

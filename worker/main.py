@@ -200,7 +200,7 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     with exit_on_bad_configuration("worker"):
         settings = load_settings(WorkerSettings)
-        asyncio.run(check_dependencies(settings, settings))
+        asyncio.run(check_dependencies(settings, settings, queue_url=settings.queue_url))
     try:
         asyncio.run(run_until_signalled(settings))
     except SchemaNotMigrated as exc:

@@ -171,8 +171,9 @@ def error_code(exc: ClientError) -> str | None:
 
 
 async def check_s3(settings: AwsSettings) -> None:
-    """The S3 endpoint answers and the uploads bucket exists. Other refusals (a role without
-    the permission to ask) are left for /readyz to report."""
+    """The S3 endpoint answers and both buckets exist: a worker writing to no renditions
+    bucket would fail every image it takes. Other refusals (a role without the permission to
+    ask) are left for /readyz to report."""
     where = aws_endpoint(settings, "S3")
     async with aioboto3.Session().client(
         "s3",
@@ -180,17 +181,19 @@ async def check_s3(settings: AwsSettings) -> None:
         endpoint_url=settings.aws_endpoint_url,
         config=client_config(settings).merge(s3_client_config(settings)),
     ) as s3:
-        try:
-            with reaching_aws(settings, "S3"):
-                await asyncio.wait_for(
-                    s3.head_bucket(Bucket=settings.uploads_bucket), CONNECT_TIMEOUT_S
-                )
-        except ClientError as exc:
-            if error_code(exc) in {"404", "NoSuchBucket"}:
-                raise ConfigurationError(
-                    f"{ENV_PREFIX}UPLOADS_BUCKET: there is no bucket "
-                    f"{settings.uploads_bucket!r} at {where}; expected an existing bucket"
-                ) from None
+        for setting, bucket in (
+            ("UPLOADS_BUCKET", settings.uploads_bucket),
+            ("RENDITIONS_BUCKET", settings.renditions_bucket),
+        ):
+            try:
+                with reaching_aws(settings, "S3"):
+                    await asyncio.wait_for(s3.head_bucket(Bucket=bucket), CONNECT_TIMEOUT_S)
+            except ClientError as exc:
+                if error_code(exc) in {"404", "NoSuchBucket"}:
+                    raise ConfigurationError(
+                        f"{ENV_PREFIX}{setting}: there is no bucket {bucket!r} at {where}; "
+                        "expected an existing bucket"
+                    ) from None
 
 
 async def check_queue(settings: AwsSettings, queue_url: str) -> None:

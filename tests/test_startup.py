@@ -113,13 +113,15 @@ UNKNOWN_PRESET_FIELD = '[{"name": "thumb", "width": 128, "height": 128, "sizes":
          "PICFORGE_PRESETS: preset #0 has unknown fields ['sizes']"),
         (WORKER_ARGV, "PICFORGE_WORKER_CONCURRENCY", "0",
          "PICFORGE_WORKER_CONCURRENCY: Input should be greater than or equal to 1"),
+        (WORKER_ARGV, "PICFORGE_RENDITIONS_BUCKET", "no-such-bucket",
+         "PICFORGE_RENDITIONS_BUCKET: there is no bucket 'no-such-bucket'"),
         (API_ARGV, "PICFORGE_QUEUE_URL", NO_SUCH_QUEUE,
          f"PICFORGE_QUEUE_URL: there is no queue {NO_SUCH_QUEUE!r}"),
         (WORKER_ARGV, "PICFORGE_QUEUE_URL", NO_SUCH_QUEUE,
          f"PICFORGE_QUEUE_URL: there is no queue {NO_SUCH_QUEUE!r}"),
     ],
     ids=["pool-size", "queue-url", "endpoint", "database", "bucket", "preset-field", "concurrency",
-         "api-no-queue", "worker-no-queue"],
+         "renditions-bucket", "api-no-queue", "worker-no-queue"],
 )  # fmt: skip
 def test_process_stops_with_one_line_naming_a_wrong_setting(
     argv: list[str],

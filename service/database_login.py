@@ -50,6 +50,11 @@ class DatabaseLoginRefused(ConnectionError):
     """PostgreSQL refused the credentials (a revoked or rotated password, an expired token)."""
 
 
+class DatabaseNoAnswer(TimeoutError):
+    """PostgreSQL did not answer in time: a login, or a statement on a connection with a bound
+    (`command_timeout_s`). Says which bound ran out, where asyncpg's own says nothing."""
+
+
 class DatabaseSecretUnreadable(ConnectionError):
     """The secret holding the database's password could not be read, or holds none."""
 
@@ -113,11 +118,17 @@ class Login:
         kwargs = dict(self._kwargs)
         if password is not None:
             kwargs["password"] = password
-        return await asyncpg.connect(
-            **kwargs,
-            timeout=self._settings.db_connect_timeout_s,
-            command_timeout=self._command_timeout_s,
-        )
+        try:
+            return await asyncpg.connect(
+                **kwargs,
+                timeout=self._settings.db_connect_timeout_s,
+                command_timeout=self._command_timeout_s,
+            )
+        except TimeoutError:
+            raise DatabaseNoAnswer(
+                f"PostgreSQL did not answer the login of {self.user} within "
+                f"{self._settings.db_connect_timeout_s:g} s (PICFORGE_DB_CONNECT_TIMEOUT_S)"
+            ) from None
 
     async def _password(self) -> str | None:
         if self._settings.db_auth == "iam":

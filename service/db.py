@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from functools import partial
 from pathlib import Path
 from typing import TypeVar
 
@@ -22,9 +23,9 @@ import asyncpg  # type: ignore[import-untyped]  # asyncpg ships no type hints
 from alembic import command
 from alembic.config import Config
 from alembic.script import ScriptDirectory
+from sqlalchemy import event, text
 from sqlalchemy import exc as sqlalchemy_errors
-from sqlalchemy import text
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, ExceptionContext
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -33,7 +34,7 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from service.config import DatabaseSettings
-from service.database_login import engine_options
+from service.database_login import DatabaseNoAnswer, engine_options
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 # RDS Proxy closes a client connection idle for 8 h (infra/database_proxy.tf): a pooled
@@ -58,9 +59,10 @@ def create_engine(
     command_timeout_s: float | None = None,
 ) -> AsyncEngine:
     """An engine whose pool holds `pool_size` connections (default: the setting). A statement
-    whose answer takes longer than `command_timeout_s` raises `TimeoutError`, and its
-    connection is closed (default: no bound, which migrations and the worker's sweeps need)."""
-    return create_async_engine(
+    whose answer takes longer than `command_timeout_s` raises `DatabaseNoAnswer` (a
+    `TimeoutError` that names the setting), and its connection is closed (default: no bound,
+    which migrations and the worker's sweeps need)."""
+    engine = create_async_engine(
         settings.sqlalchemy_url,
         pool_size=pool_size or settings.db_pool_size,
         # No overflow: SQLAlchemy closes an overflow connection as soon as it is returned, so
@@ -71,6 +73,23 @@ def create_engine(
         pool_recycle=POOL_RECYCLE_S,
         **engine_options(settings, command_timeout_s),
     )
+    if command_timeout_s is not None:
+        event.listen(
+            engine.sync_engine, "handle_error", partial(_name_the_bound, command_timeout_s)
+        )
+    return engine
+
+
+def _name_the_bound(command_timeout_s: float, context: ExceptionContext) -> BaseException | None:
+    """A statement's bare TimeoutError (asyncpg's, when `command_timeout_s` runs out), as a
+    `DatabaseNoAnswer` that says so; what handles a TimeoutError handles it the same."""
+    error = context.original_exception
+    if isinstance(error, TimeoutError) and not isinstance(error, DatabaseNoAnswer):
+        return DatabaseNoAnswer(
+            f"PostgreSQL did not answer a statement within {command_timeout_s:g} s "
+            "(PICFORGE_DB_COMMAND_TIMEOUT_S)"
+        )
+    return None
 
 
 def autocommit(engine: AsyncEngine) -> AsyncEngine:

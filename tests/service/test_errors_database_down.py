@@ -135,7 +135,7 @@ async def relayed_api(
 
 
 async def test_api_answers_503_while_database_is_silent_then_serves_again(
-    relayed_api: RelayedApi,
+    relayed_api: RelayedApi, caplog: pytest.LogCaptureFixture
 ) -> None:
     http, image = relayed_api.http, relayed_api.image
     relayed_api.relay.silent = True
@@ -154,6 +154,10 @@ async def test_api_answers_503_while_database_is_silent_then_serves_again(
         assert_problem(answer, 503, "dependency_unavailable")
     assert waited_s < len(silent) * ANSWERED_WITHIN_S
     assert after.status_code == 200, after.text
+    # The log says which wait ran out, not a bare TimeoutError().
+    assert f"a statement within {WAIT_S:g} s (PICFORGE_DB_COMMAND_TIMEOUT_S)" in caplog.text
+    assert "did not answer the login of" in caplog.text
+    assert f"within {WAIT_S:g} s (PICFORGE_DB_CONNECT_TIMEOUT_S)" in caplog.text
 
 
 async def test_api_started_while_the_database_is_silent_serves_once_it_answers(

@@ -62,7 +62,7 @@ def migrate(_: argparse.Namespace) -> None:
 def serve(args: argparse.Namespace) -> None:
     with exit_on_bad_configuration("serve"):
         settings = load_settings(ApiSettings)
-        asyncio.run(check_dependencies(settings, settings, queue_url=settings.queue_url))
+        asyncio.run(check_dependencies(settings, settings))
     uvicorn.run(
         "service.main:create_app",
         factory=True,

@@ -66,8 +66,11 @@ CONNECT_TIMEOUT_S = 15
 S = TypeVar("S", bound=BaseSettings)
 # What connecting to an unreachable or refusing PostgreSQL raises, through SQLAlchemy or not.
 UNREACHABLE_DATABASE = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
-# SQS's code for a queue URL it does not know, in its query and its JSON protocol.
-NO_QUEUE = frozenset({"AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"})
+# SQS's codes for a queue URL it does not know (in its query and its JSON protocol), or cannot
+# read as one.
+NO_QUEUE = frozenset(
+    {"AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist", "InvalidAddress"}
+)
 
 
 class ConfigurationError(Exception):
@@ -197,8 +200,8 @@ async def check_s3(settings: AwsSettings) -> None:
 
 
 async def check_queue(settings: AwsSettings, queue_url: str) -> None:
-    """The queue exists: a worker pointed at none would have nothing to consume, and an API
-    nowhere to send a reprocess. Other refusals are left for the process to report."""
+    """The queue exists: a worker pointed at none would have nothing to consume. Other
+    refusals are left for the process to report."""
     where = aws_endpoint(settings, "SQS")
     async with aioboto3.Session().client(
         "sqs",
@@ -215,19 +218,23 @@ async def check_queue(settings: AwsSettings, queue_url: str) -> None:
         except ClientError as exc:
             if error_code(exc) in NO_QUEUE:
                 raise ConfigurationError(
-                    f"{ENV_PREFIX}QUEUE_URL: there is no queue {queue_url!r} at {where}; "
-                    "expected an existing queue"
+                    f"{ENV_PREFIX}QUEUE_URL: there is no queue {queue_url!r} at {where} "
+                    "(or this role may not read it: sqs:GetQueueAttributes); expected an "
+                    "existing queue"
                 ) from None
 
 
 async def check_dependencies(
-    database: DatabaseSettings, aws: AwsSettings, *, queue_url: str
+    database: DatabaseSettings, aws: AwsSettings, *, queue_url: str | None = None
 ) -> None:
-    """What every long-running process needs before it starts: the first two are usually one
-    object."""
+    """What every long-running process needs before it starts (`database` and `aws` are
+    usually one object), and the queue it consumes, if it does. The API only sends to its
+    queue: its role may not read the queue's attributes (infra/iam.tf), and SQS answers a role
+    that may not with the same QueueDoesNotExist as a queue that is not there."""
     await check_database(database)
     await check_s3(aws)
-    await check_queue(aws, queue_url)
+    if queue_url is not None:
+        await check_queue(aws, queue_url)
 
 
 @contextmanager

@@ -115,13 +115,11 @@ UNKNOWN_PRESET_FIELD = '[{"name": "thumb", "width": 128, "height": 128, "sizes":
          "PICFORGE_WORKER_CONCURRENCY: Input should be greater than or equal to 1"),
         (WORKER_ARGV, "PICFORGE_RENDITIONS_BUCKET", "no-such-bucket",
          "PICFORGE_RENDITIONS_BUCKET: there is no bucket 'no-such-bucket'"),
-        (API_ARGV, "PICFORGE_QUEUE_URL", NO_SUCH_QUEUE,
-         f"PICFORGE_QUEUE_URL: there is no queue {NO_SUCH_QUEUE!r}"),
         (WORKER_ARGV, "PICFORGE_QUEUE_URL", NO_SUCH_QUEUE,
          f"PICFORGE_QUEUE_URL: there is no queue {NO_SUCH_QUEUE!r}"),
     ],
     ids=["pool-size", "queue-url", "endpoint", "database", "bucket", "preset-field", "concurrency",
-         "renditions-bucket", "api-no-queue", "worker-no-queue"],
+         "renditions-bucket", "no-queue"],
 )  # fmt: skip
 def test_process_stops_with_one_line_naming_a_wrong_setting(
     argv: list[str],

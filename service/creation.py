@@ -182,6 +182,7 @@ async def create_image(
                 image=new_image(owner=owner, upload=upload),
                 fingerprint=upload_fingerprint(upload),
                 idempotency_key=idempotency_key,
+                ttl_s=idempotency_key_ttl_s,
                 limits=limits,
             )
     elif limits is None:

@@ -27,13 +27,14 @@ async def create_image_idempotently(
     image: Image,
     fingerprint: bytes,
     idempotency_key: str,
+    ttl_s: int,
     limits: Limits | None = None,
 ) -> tuple[Image, bool, Rate | None]:
     """`image` (not yet inserted) if this key is new, else the image the key made earlier;
     whether it was made earlier; and the owner's creates limit. `fingerprint` is the request's
     (`service.creation.upload_fingerprint`): a key used again with another request is a
-    conflict. A replay takes no token (the rollback gives it back), and is answered even when
-    the owner is out of them."""
+    conflict; a key older than `ttl_s` is no key. A replay takes no token (the rollback gives
+    it back), and is answered even when the owner is out of them."""
     owner = image.owner
     rate = None
     if limits is not None:
@@ -46,7 +47,7 @@ async def create_image_idempotently(
             await session.rollback()
             try:
                 earlier = await find_idempotent_image(
-                    session, owner=owner, key=idempotency_key, fingerprint=fingerprint
+                    session, owner=owner, key=idempotency_key, fingerprint=fingerprint, ttl_s=ttl_s
                 )
             except ImageNotFound:
                 raise refusal from None
@@ -66,7 +67,7 @@ async def create_image_idempotently(
         return image, False, rate
     await session.rollback()
     earlier = await find_idempotent_image(
-        session, owner=owner, key=idempotency_key, fingerprint=fingerprint
+        session, owner=owner, key=idempotency_key, fingerprint=fingerprint, ttl_s=ttl_s
     )
     return earlier, True, None
 
@@ -87,17 +88,24 @@ async def forget_expired_idempotency_key(
 
 
 async def find_idempotent_image(
-    session: AsyncSession, *, owner: str, key: str, fingerprint: bytes
+    session: AsyncSession, *, owner: str, key: str, fingerprint: bytes, ttl_s: int
 ) -> Image:
+    """The image `key` made, unless it is older than `ttl_s`: a refused create rolls back
+    `forget_expired_idempotency_key`'s delete, and an expired key must not answer it."""
     found = (
         await session.execute(
             select(IdempotentCreate.request_sha256, Image)
             .join(Image, Image.id == IdempotentCreate.image_id)
-            .where(IdempotentCreate.owner == owner, IdempotentCreate.key == key)
+            .where(
+                IdempotentCreate.owner == owner,
+                IdempotentCreate.key == key,
+                IdempotentCreate.created_at >= func.now() - timedelta(seconds=ttl_s),
+            )
         )
     ).one_or_none()
     if found is None:
-        # The image this key made was deleted between our insert and this read.
+        # The image this key made was deleted between our insert and this read, or the key
+        # expired.
         raise ImageNotFound("the image this Idempotency-Key created has been deleted")
     if found.request_sha256 != fingerprint:
         raise IdempotencyConflict(

@@ -18,6 +18,7 @@ from service.main import create_app
 from tests.conftest import OWNER, KeyMaker, api_client
 from tests.service.routes.images.test_reprocess import queued_bodies, reprocess_jobs
 from tests.service.state import add_rendition, set_status
+from tests.service.test_lifecycle import backdate
 
 if TYPE_CHECKING:
     from types_aiobotocore_s3 import S3Client
@@ -186,6 +187,22 @@ async def test_create_with_idempotency_key_is_limited_but_a_replay_is_answered(
     assert replay.status_code == 201
     assert replay.headers["Idempotent-Replayed"] == "true"
     assert replay.json()["id"] == first.json()["id"]
+
+
+async def test_expired_idempotency_key_is_not_replayed_when_the_rate_refuses(
+    api_settings: ApiSettings, make_key: KeyMaker, db: AsyncEngine
+) -> None:
+    async with limited_client(
+        api_settings, make_key, create_rate_per_minute=1, create_burst=1
+    ) as http:
+        first = await create(http, **{"Idempotency-Key": "one"})
+        await backdate(db, "idempotent_creates", api_settings.idempotency_key_ttl_s + 1)
+        later = await create(http, **{"Idempotency-Key": "one"})
+
+    assert first.status_code == 201
+    # Past its time to live the key makes a new image, and this owner may not make one now.
+    assert later.status_code == 429, later.text
+    assert later.json()["code"] == "create_rate_limited"
 
 
 async def test_create_with_limits_off_is_never_refused(

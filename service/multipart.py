@@ -40,10 +40,15 @@ if TYPE_CHECKING:
     from types_aiobotocore_s3 import S3Client
     from types_aiobotocore_s3.type_defs import CompletedPartTypeDef
 
+    from service.config import ApiSettings
+
 log = logging.getLogger(__name__)
 
 # S3's own limit on the parts of one upload.
 MAX_PARTS = 10_000
+# The JSON of one part in `complete`'s body at its longest (`CompletedPart`): a five-digit
+# part number and a 128-character ETag, quotes escaped, with room for indentation.
+COMPLETED_PART_JSON_BYTES = 200
 
 
 @dataclass(frozen=True)
@@ -90,6 +95,13 @@ def part_bytes_for(size_bytes: int, part_bytes: int) -> int:
 
 def part_count(size_bytes: int, part_bytes: int) -> int:
     return max(1, -(-size_bytes // part_bytes))
+
+
+def complete_body_bytes(settings: ApiSettings) -> int:
+    """The body `complete` may need: the part list of the largest upload allowed."""
+    largest = settings.max_upload_bytes
+    parts = part_count(largest, part_bytes_for(largest, settings.multipart_part_bytes))
+    return parts * COMPLETED_PART_JSON_BYTES
 
 
 def part_size(number: int, *, size_bytes: int, part_bytes: int) -> int:

@@ -155,6 +155,17 @@ async def get_parts(
             "what `listUploadParts` lacks, then complete again.",
             UploadIncomplete("S3 holds no part 3 of this upload's 5 parts"),
         ),
+        413: problem_response(
+            "The body is longer than the part list of the largest upload this deployment "
+            "allows (200 bytes a part); it was not read.",
+            Problem(
+                type="urn:picforge:error:payload_too_large",
+                title="Payload too large",
+                status=413,
+                detail="the body is over 16384 bytes",
+                code="payload_too_large",
+            ),
+        ),
         422: MALFORMED,
         503: UNAVAILABLE,
     },

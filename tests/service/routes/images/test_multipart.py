@@ -3,13 +3,17 @@ owner-scoped; the declared size held to; the worker's path unchanged. Against th
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
 
-from service.config import ApiSettings, MiB
+from service.config import ApiSettings, GiB, MiB
 from service.db import create_sessionmaker
+from service.main import create_app
+from service.multipart import complete_body_bytes
+from tests.conftest import OWNER, KeyMaker, api_client, assert_problem
 from tests.flow import create_image, wait_for_status, wait_until_finished
 from tests.pictures import noise_png
 from tests.service.state import all_versions
@@ -218,6 +222,33 @@ async def test_multipart_refuses_parts_past_the_last_and_an_incomplete_upload(
     etags[2] = '"0123456789abcdef0123456789abcdef"'
     wrong = await complete(client, created, etags)
     assert (wrong.status_code, wrong.json()["code"]) == (409, "upload_incomplete")
+
+
+async def test_complete_takes_the_part_list_of_the_largest_upload_allowed(
+    api_settings: ApiSettings, make_key: KeyMaker
+) -> None:
+    settings = api_settings.model_copy(update={"max_upload_bytes": 4 * GiB})
+    application = create_app(settings)
+    async with (
+        application.router.lifespan_context(application),
+        api_client(application, await make_key(OWNER)) as http,
+    ):
+        largest = await create_large(http, settings.max_upload_bytes)
+        count = largest["upload"]["part_count"]
+        # Each ETag at its longest, spelled with a space after every separator.
+        etags = dict.fromkeys(range(1, count + 1), '"' + "f" * 126 + '"')
+        over_a_megabyte = await complete(http, largest, etags)
+        too_long = json.dumps({"parts": [{"part_number": 1, "etag": "f"}]})
+        refused = await http.post(
+            f"{upload_path(largest)}/complete",
+            content=too_long + " " * complete_body_bytes(settings),
+            headers={"Content-Type": "application/json"},
+        )
+
+    assert count == 820
+    # Read, and answered for what S3 holds (nothing yet), not refused for its length.
+    assert_problem(over_a_megabyte, 409, "upload_incomplete")
+    assert_problem(refused, 413, "payload_too_large")
 
 
 async def test_create_picks_multipart_for_large_uploads_unless_told(

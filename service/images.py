@@ -103,14 +103,14 @@ async def delete_image(
     """
     locked = (
         await session.execute(
-            select(Image.id, Image.multipart_upload_id)
+            select(Image.id, Image.multipart_upload_id, Image.multipart_closed_at)
             .where(Image.id == image_id, Image.owner == owner)
             .with_for_update()
         )
     ).one_or_none()
     if locked is None:
         raise ImageNotFound(f"there is no image {image_id}")
-    if locked.multipart_upload_id is not None:
+    if locked.multipart_upload_id is not None and locked.multipart_closed_at is None:
         # An upload under way: its parts go too, and a part sent later finds no upload.
         await abort_multipart_upload(
             s3,

@@ -94,11 +94,14 @@ class Image(Base):
     rendition_token: Mapped[str] = mapped_column(
         String(32), server_default=text("replace(gen_random_uuid()::text, '-', '')")
     )
-    # The S3 multipart upload the original is being sent by, while it is open: the multipart
-    # routes accept this upload id only (`service.multipart`), the sweep aborts it.
+    # The S3 multipart upload the original is sent by, kept once it closes so a replayed
+    # create answers with it: the multipart routes accept this upload id only, and only while
+    # it is open (`service.multipart`); the sweep aborts it.
     multipart_upload_id: Mapped[str | None] = mapped_column(String(1024))
     # Every part but the last is this size: what the part URLs sign as their Content-Length.
     multipart_part_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    # When the upload was completed, or aborted by the sweep; NULL while it is open.
+    multipart_closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     error_code: Mapped[str | None] = mapped_column(String(64))
     error_message: Mapped[str | None] = mapped_column(Text)
     # Set when the API queues a reprocess, cleared when the worker records its outcome: while

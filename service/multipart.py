@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Literal
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from service.errors import ImageNotFound, InvalidPartNumber, UploadIncomplete, UploadNotFound
@@ -124,14 +124,29 @@ def ticket_for(image: Image, uploads: MultipartUploads) -> MultipartTicket:
 async def open_upload(
     statements: AsyncEngine, uploads: MultipartUploads, image: Image
 ) -> MultipartTicket:
-    """The image's multipart upload, opened now unless an earlier request (an idempotent
-    replay) opened it. Of two concurrent replays, the one whose UPDATE lands first keeps its
-    upload; the other aborts its own and answers with the first one's."""
+    """The image's multipart upload, opened now unless an earlier request opened it: an
+    idempotent replay answers with that one, open or closed. Of two concurrent replays, the
+    one whose UPDATE lands first keeps its upload; the other aborts its own and answers with
+    the first one's.
+
+    An image whose upload S3 will not open could never be uploaded: it is deleted, so it holds
+    none of the owner's quota and a retry (with its Idempotency-Key or not) starts afresh. If
+    the database fails too, the sweep expires it."""
     if image.multipart_upload_id is not None:
         return ticket_for(image, uploads)
-    created = await uploads.s3.create_multipart_upload(
-        Bucket=uploads.bucket, Key=original_key(image.id), ContentType=image.content_type
-    )
+    if image.multipart_part_bytes is not None:
+        # Opened, and closed before migration 0011 kept upload ids: none to answer with.
+        raise UploadNotFound(f"the multipart upload of image {image.id} is closed")
+    try:
+        created = await uploads.s3.create_multipart_upload(
+            Bucket=uploads.bucket, Key=original_key(image.id), ContentType=image.content_type
+        )
+    except Exception:
+        async with statements.connect() as connection:
+            await connection.execute(
+                delete(Image).where(Image.id == image.id, Image.multipart_upload_id.is_(None))
+            )
+        raise
     upload_id: str | None = created["UploadId"]
     part_bytes: int | None = part_bytes_for(image.size_bytes, uploads.part_bytes)
     async with statements.connect() as connection:
@@ -178,6 +193,7 @@ async def require_upload(
     if (
         image.multipart_upload_id != upload_id
         or image.multipart_part_bytes is None
+        or image.multipart_closed_at is not None
         or image.status != ImageStatus.AWAITING_UPLOAD
     ):
         raise UploadNotFound(f"image {image_id} has no open multipart upload {upload_id}")
@@ -303,7 +319,7 @@ async def complete_upload(
     await session.execute(
         update(Image)
         .where(Image.id == image_id)
-        .values(multipart_upload_id=None)
+        .values(multipart_closed_at=func.now())
         .execution_options(synchronize_session=False)
     )
     await session.commit()

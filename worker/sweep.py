@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from sqlalchemy import delete, func, update
+from sqlalchemy import case, delete, func, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import aliased
 
@@ -52,8 +52,8 @@ async def expire_unuploaded(
     sessions: async_sessionmaker[AsyncSession], *, older_than_s: float
 ) -> list[tuple[uuid.UUID, str | None]]:
     """Mark `expired` every image `awaiting_upload` created more than `older_than_s` ago, and
-    forget its multipart upload; each with the upload id it had open."""
-    # The row as it was: RETURNING sees the updated row, whose upload id is already NULL.
+    close its multipart upload; each with the upload id it had open (None: none open)."""
+    # The row as it was: RETURNING sees the updated row, whose upload is already closed.
     before = aliased(Image, name="before")
     async with sessions.begin() as session:
         await session.execute(LIFT_STATEMENT_TIMEOUT)
@@ -64,8 +64,14 @@ async def expire_unuploaded(
                 Image.status == ImageStatus.AWAITING_UPLOAD,
                 Image.created_at < func.now() - timedelta(seconds=older_than_s),
             )
-            .values(status=ImageStatus.EXPIRED, multipart_upload_id=None)
-            .returning(Image.id, before.multipart_upload_id)
+            .values(
+                status=ImageStatus.EXPIRED,
+                multipart_closed_at=func.coalesce(before.multipart_closed_at, func.now()),
+            )
+            .returning(
+                Image.id,
+                case((before.multipart_closed_at.is_(None), before.multipart_upload_id)),
+            )
         )
         return [(image_id, upload_id) for image_id, upload_id in expired]
 

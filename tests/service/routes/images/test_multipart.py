@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
+from sqlalchemy import text
 
 from service.config import ApiSettings, GiB, MiB
 from service.db import create_sessionmaker
@@ -29,6 +30,14 @@ PART = 5 * MiB  # S3's smallest part
 
 # Between two and three parts of 5 MiB: a 3-part upload.
 LARGE_PNG = noise_png(2048, 1800)
+# A one-part upload.
+DATA = noise_png(64, 64)
+MULTIPART = {
+    "filename": "a.png",
+    "content_type": "image/png",
+    "size_bytes": len(DATA),
+    "upload_method": "multipart",
+}
 
 
 @pytest.fixture
@@ -67,6 +76,16 @@ async def complete(
 ) -> httpx.Response:
     parts = [{"part_number": n, "etag": etag} for n, etag in sorted(etags.items())]
     return await client.post(f"{upload_path(created)}/complete", json={"parts": parts})
+
+
+def expire_at_once(settings: ApiSettings) -> SweepOptions:
+    """A sweep that expires every image awaiting its upload."""
+    return SweepOptions(
+        uploads_bucket=settings.uploads_bucket,
+        upload_expires_after_s=0,
+        idempotency_key_ttl_s=3600,
+        every_s=60,
+    )
 
 
 async def create_large(client: httpx.AsyncClient, size_bytes: int) -> dict[str, Any]:
@@ -285,19 +304,70 @@ async def test_create_replay_answers_with_the_same_multipart_upload(
     assert second.json()["upload"] == first.json()["upload"]
 
 
+async def test_create_replay_after_the_upload_closed_opens_no_other(
+    client: httpx.AsyncClient, db: AsyncEngine, s3: S3Client, api_settings: ApiSettings
+) -> None:
+    expiring = (
+        await client.post("/v1/images", json=MULTIPART, headers={"Idempotency-Key": "x"})
+    ).json()
+    await sweep_once(create_sessionmaker(db), s3, Metrics(), expire_at_once(api_settings))
+    headers = {"Idempotency-Key": "multipart-replay"}
+    completed = (await client.post("/v1/images", json=MULTIPART, headers=headers)).json()
+    assert (
+        await complete(client, completed, await send_parts(client, completed, DATA, [1]))
+    ).is_success
+
+    replays = [
+        await client.post("/v1/images", json=MULTIPART, headers=headers),
+        await client.post("/v1/images", json=MULTIPART, headers={"Idempotency-Key": "x"}),
+    ]
+
+    assert [r.headers["Idempotent-Replayed"] for r in replays] == ["true", "true"]
+    # The same answer as the first time: the upload it opened, now closed.
+    assert [r.json()["upload"] for r in replays] == [completed["upload"], expiring["upload"]]
+    assert (await s3.list_multipart_uploads(Bucket=api_settings.uploads_bucket)).get(
+        "Uploads", []
+    ) == []
+    for closed in (completed, expiring):
+        parts = await client.get(f"{upload_path(closed)}/parts")
+        assert_problem(parts, 404, "upload_not_found")
+        assert_problem(await client.delete(upload_path(closed)), 404, "upload_not_found")
+    assert len(await all_versions(s3, api_settings)) == 1
+
+
+@pytest.mark.parametrize("headers", [{}, {"Idempotency-Key": "retried"}])
+async def test_create_that_cannot_open_its_upload_leaves_no_image(
+    client: httpx.AsyncClient,
+    db: AsyncEngine,
+    s3: S3Client,
+    api_settings: ApiSettings,
+    headers: dict[str, str],
+) -> None:
+    await s3.delete_bucket(Bucket=api_settings.uploads_bucket)  # S3 refuses to open it
+
+    refused = await client.post("/v1/images", json=MULTIPART, headers=headers)
+
+    assert_problem(refused, 503, "dependency_unavailable")
+    assert (await client.get("/v1/images")).json()["items"] == []
+    async with db.connect() as connection:
+        usage = await connection.execute(
+            text("SELECT awaiting_upload, stored_bytes FROM owner_usage WHERE owner = :owner"),
+            {"owner": OWNER},
+        )
+        assert usage.one() == (0, 0)
+    await s3.create_bucket(Bucket=api_settings.uploads_bucket)
+    retried = await client.post("/v1/images", json=MULTIPART, headers=headers)
+    assert retried.status_code == 201
+    assert "Idempotent-Replayed" not in retried.headers
+
+
 async def test_sweep_aborts_the_multipart_upload_of_an_expired_image(
     client: httpx.AsyncClient, db: AsyncEngine, s3: S3Client, api_settings: ApiSettings
 ) -> None:
     created = await create_large(client, len(LARGE_PNG))
     await send_parts(client, created, LARGE_PNG, [1])
-    options = SweepOptions(
-        uploads_bucket=api_settings.uploads_bucket,
-        upload_expires_after_s=0,
-        idempotency_key_ttl_s=3600,
-        every_s=60,
-    )
 
-    expired = await sweep_once(create_sessionmaker(db), s3, Metrics(), options)
+    expired = await sweep_once(create_sessionmaker(db), s3, Metrics(), expire_at_once(api_settings))
 
     assert [str(image_id) for image_id in expired] == [created["id"]]
     uploads = await s3.list_multipart_uploads(Bucket=api_settings.uploads_bucket)

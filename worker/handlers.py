@@ -88,9 +88,14 @@ def image_id_of(event: Event) -> uuid.UUID | None:
 
 async def handle_event(context: RenderContext, event: Event) -> Outcome:
     if isinstance(event, ReprocessRequested):
-        original = await records.start_reprocessing(context.sessions, event.image_id)
+        verdict, original = await records.start_reprocessing(context.sessions, event.image_id)
+        if verdict == "gone":
+            # Deleted: a delivery of this job that rendered before the DELETE and failed after
+            # it (a cut connection, a timeout) wrote renditions it never took back.
+            await erase_image(context, event.image_id)
+            return Outcome("skipped", "image unknown or deleted: objects removed", event.image_id)
         if original is None:
-            return Outcome("skipped", "image unknown, deleted or not uploaded", event.image_id)
+            return Outcome("skipped", "image not uploaded", event.image_id)
         return await process_original(context, event.image_id, original)
     return await handle_object_created(context, event)
 
@@ -109,12 +114,7 @@ async def handle_object_created(context: RenderContext, event: ObjectCreated) ->
     if verdict == "gone":
         # Uploaded for an image deleted or expired (or never made): nobody will ever want it,
         # nor renditions a render of it wrote and could not take back (`process_original`).
-        await delete_image_objects(
-            context.s3,
-            uploads_bucket=context.uploads_bucket,
-            renditions_bucket=context.renditions_bucket,
-            image_id=image_id,
-        )
+        await erase_image(context, image_id)
         return Outcome("skipped", "image unknown, deleted or expired: objects removed", image_id)
     if verdict == "later_version":
         # The ticket used again: the pinned version stays the original, this one goes.
@@ -123,6 +123,17 @@ async def handle_object_created(context: RenderContext, event: ObjectCreated) ->
     if original is None:
         return Outcome("skipped", "image already finished", image_id)
     return await process_original(context, image_id, original)
+
+
+async def erase_image(context: RenderContext, image_id: uuid.UUID) -> None:
+    """Erase every object of an image that is gone, every version, listed rather than taken
+    from our own writes: the renditions of any render of it, whichever delivery wrote them."""
+    await delete_image_objects(
+        context.s3,
+        uploads_bucket=context.uploads_bucket,
+        renditions_bucket=context.renditions_bucket,
+        image_id=image_id,
+    )
 
 
 async def remove_version(context: RenderContext, key: str, version_id: str) -> None:
@@ -188,8 +199,9 @@ async def process_original(
         renditions=stored,
     )
     if stale_keys is None:
-        # Deleted while we rendered: take back what we wrote, so nothing is orphaned.
-        await delete_objects(context, image_id, [r.key for r in stored])
+        # Deleted while we rendered: take back what we wrote, so nothing is orphaned. Should S3
+        # refuse, the delivery is retried and finds the image gone (`handle_event`).
+        await erase_image(context, image_id)
         return Outcome("skipped", "image deleted while rendering", image_id)
     # Renditions of presets no longer configured. Their rows are gone already: a failure here
     # leaves unreferenced objects, never a reference to a missing one.

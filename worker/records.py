@@ -56,6 +56,9 @@ class Original:
 # What to do with a new upload: render it; nothing (the image is already finished); remove
 # it, a later version than the pinned one; remove it, the image is gone (deleted, expired).
 UploadVerdict = Literal["render", "finished", "later_version", "gone"]
+# What to do with a reprocess job: render; nothing (the image has no original yet, or never
+# will: `awaiting_upload`, `expired`); remove its objects, the image is gone (deleted).
+ReprocessVerdict = Literal["render", "not_uploaded", "gone"]
 
 
 @dataclass(frozen=True)
@@ -149,9 +152,10 @@ async def claim_upload(
 
 async def start_reprocessing(
     sessions: async_sessionmaker[AsyncSession], image_id: uuid.UUID
-) -> Original | None:
+) -> tuple[ReprocessVerdict, Original | None]:
     """For a reprocess job: a `failed` image goes back to `processing`, a `ready` one stays
-    `ready`. Its pinned original, or None for an unknown image or one never uploaded."""
+    `ready`, and either comes with its pinned original to render. An image never uploaded
+    (`awaiting_upload`, `expired`) is left be; `gone`: there is no such image (deleted)."""
     async with sessions.begin() as session:
         row = (
             await session.execute(
@@ -174,7 +178,11 @@ async def start_reprocessing(
                 )
             )
         ).one_or_none()
-        return None if row is None else Original(*row)
+        if row is not None:
+            return "render", Original(*row)
+        # Image ids are never used again: an image missing now is gone for good.
+        exists = await session.scalar(select(Image.id).where(Image.id == image_id))
+        return ("not_uploaded" if exists else "gone"), None
 
 
 async def record_ready(

@@ -1,6 +1,7 @@
 """The storage lifecycle on versioned buckets, through the real API and worker: an original is
 uploaded once, a later upload is never rendered or served, an upload for a deleted image is
-removed, images never uploaded expire and are swept, Idempotency-Keys are forgotten."""
+removed and so are the renditions a render of it wrote, even one cut off before taking them
+back, images never uploaded expire and are swept, Idempotency-Keys are forgotten."""
 
 from __future__ import annotations
 
@@ -10,20 +11,23 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import httpx
+import pytest
 from PIL import Image as PILImage
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from service import storage
 from service.config import ApiSettings
-from service.storage import renditions_prefix
-from tests.conftest import TESTDATA
+from service.storage import ObjectsNotDeleted, renditions_prefix
+from tests.conftest import TESTDATA, RenderGate
 from tests.flow import create_image, fetch, upload, upload_image, upload_put, wait_until_finished
 from tests.polling import eventually
 from tests.queue import wait_until_queue_drained
 from tests.service.state import all_versions
+from worker import handlers, records
 from worker.config import WorkerSettings
 from worker.main import run_worker
 from worker.metrics import Metrics
@@ -130,6 +134,100 @@ async def test_upload_after_delete_is_removed(
         assert late.status_code == 204, late.text
         await wait_until_queue_drained(sqs, api_settings.queue_url)
 
+    assert await all_versions(s3, api_settings) == []
+
+
+async def cut_worker_connections(db: AsyncEngine) -> None:
+    """The fault README's table names: every connection but ours cut (`pg_terminate_backend`)."""
+    async with db.begin() as connection:
+        await connection.execute(
+            text(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid() "
+                "AND backend_type = 'client backend'"
+            )
+        )
+
+
+async def test_reprocess_of_image_deleted_mid_render_leaves_nothing_when_its_record_fails(
+    client: httpx.AsyncClient,
+    db: AsyncEngine,
+    s3: S3Client,
+    sqs: SQSClient,
+    api_settings: ApiSettings,
+    worker_settings: WorkerSettings,
+    held_renders: RenderGate,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A failed delivery comes back in 2 s rather than 60.
+    settings = worker_settings.model_copy(update={"worker_visibility_timeout_s": 2})
+    recording = records.record_ready
+    cuts: list[uuid.UUID] = []
+
+    async def record_ready_on_a_cut_connection(
+        sessions: Any, image_id: uuid.UUID, **kwargs: Any
+    ) -> Any:
+        if not cuts:  # once: the redelivery finds the database back
+            cuts.append(image_id)
+            await cut_worker_connections(db)
+        return await recording(sessions, image_id, **kwargs)
+
+    async with running_worker(settings):
+        held_renders.release.set()
+        created = await upload_image(client, HOPPER_PNG, filename="h.png", content_type="image/png")
+        ready = await wait_until_finished(client, created["id"])
+        assert ready["status"] == "ready", ready
+        held_renders.release.clear()
+        held_renders.started.clear()
+        assert (await client.post(f"/v1/images/{created['id']}/reprocess")).status_code == 202
+        await asyncio.wait_for(held_renders.started.wait(), timeout=30)
+        assert (await client.delete(f"/v1/images/{created['id']}")).status_code == 204
+        assert await all_versions(s3, api_settings) == []
+
+        # The render goes on, writes the renditions again under the same keys, and its record
+        # fails: the delivery is retried, and finds the image gone.
+        monkeypatch.setattr(records, "record_ready", record_ready_on_a_cut_connection)
+        held_renders.release.set()
+        await wait_until_queue_drained(sqs, api_settings.queue_url)
+
+    assert cuts == [uuid.UUID(created["id"])]
+    assert await all_versions(s3, api_settings) == []
+    async with httpx.AsyncClient() as http:
+        served = [(await http.get(r["url"])).status_code for r in ready["renditions"]]
+    assert 200 not in served, served
+
+
+async def test_image_deleted_mid_render_leaves_nothing_when_s3_refuses_the_take_back(
+    client: httpx.AsyncClient,
+    s3: S3Client,
+    sqs: SQSClient,
+    api_settings: ApiSettings,
+    worker_settings: WorkerSettings,
+    held_renders: RenderGate,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    settings = worker_settings.model_copy(update={"worker_visibility_timeout_s": 2})
+    erasing = storage.erase_versions
+    refused: list[str] = []
+
+    async def refuse_once(s3: S3Client, *, bucket: str, prefix: str, **kwargs: Any) -> int:
+        if not refused:  # S3 answers the batch delete but keeps the objects, once
+            refused.append(prefix)
+            raise ObjectsNotDeleted(f"S3 refused to delete {prefix}")
+        return await erasing(s3, bucket=bucket, prefix=prefix, **kwargs)
+
+    async with running_worker(settings):
+        created = await upload_image(client, HOPPER_PNG, filename="h.png", content_type="image/png")
+        await asyncio.wait_for(held_renders.started.wait(), timeout=30)
+        assert (await client.delete(f"/v1/images/{created['id']}")).status_code == 204
+
+        # Whichever way the worker erases, its first erase after the DELETE is refused.
+        monkeypatch.setattr(storage, "erase_versions", refuse_once)
+        monkeypatch.setattr(handlers, "erase_versions", refuse_once)
+        held_renders.release.set()
+        await wait_until_queue_drained(sqs, api_settings.queue_url)
+
+    assert refused == [renditions_prefix(uuid.UUID(created["id"]))]
     assert await all_versions(s3, api_settings) == []
 
 

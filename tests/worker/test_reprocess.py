@@ -8,7 +8,7 @@ import uuid
 
 from service.jobs import reprocess_message
 from service.models import Image
-from service.storage import rendition_key
+from service.storage import original_key, rendition_key
 from tests.worker.conftest import Images, StartWorker, eventually, png_bytes
 from worker.renditions import Preset
 
@@ -150,3 +150,25 @@ async def test_reprocess_rejected_now_keeps_ready_image_and_renditions(
     assert after is not None and after.status == "ready"
     assert {r.name for r in after.renditions} == {"thumb", "small"}
     assert await images.rendition_keys() == keys
+
+
+async def test_reprocess_of_image_not_uploaded_leaves_its_original(
+    images: Images, start_worker: StartWorker, hopper_png: bytes
+) -> None:
+    image_id = await images.add_row(size_bytes=len(hopper_png))
+    await images.upload(image_id, hopper_png, "image/png")
+    # Its upload's event still on its way when the job arrives: not in the queue yet.
+    await images.sqs.purge_queue(QueueUrl=images.stack.queue_url)
+    await send_reprocess(images, image_id)
+    worker = await start_worker()
+    await eventually(
+        lambda: worker.count("picforge_worker_messages_total", outcome="discarded") >= 1,
+        what="the job handled",
+    )
+
+    image = await images.get(image_id)
+    assert image is not None and image.status == "awaiting_upload"
+    listing = await images.s3.list_objects_v2(
+        Bucket=images.stack.names.uploads_bucket, Prefix=original_key(image_id)
+    )
+    assert [item["Key"] for item in listing.get("Contents", [])] == [original_key(image_id)]

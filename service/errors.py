@@ -228,7 +228,8 @@ RATE_LIMIT_HEADERS: dict[str, Any] = {
     },
     "RateLimit-Policy": {
         "description": "The route's limit (draft-ietf-httpapi-ratelimit-headers): "
-        '`"creates";q=120;w=60` is 120 per 60 seconds.',
+        '`"creates";q=120;w=60` is 120 per 60 seconds. A create replayed with its '
+        "`Idempotency-Key` takes nothing from it, and has neither header.",
         "schema": {"type": "string"},
     },
     "RateLimit": {

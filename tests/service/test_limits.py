@@ -187,6 +187,7 @@ async def test_create_with_idempotency_key_is_limited_but_a_replay_is_answered(
     assert replay.status_code == 201
     assert replay.headers["Idempotent-Replayed"] == "true"
     assert replay.json()["id"] == first.json()["id"]
+    assert "RateLimit" not in replay.headers  # it took nothing: as documented
 
 
 async def test_expired_idempotency_key_is_not_replayed_when_the_rate_refuses(

@@ -24,18 +24,23 @@ from typing import Any, Final
 import pillow_heif
 import pyvips
 
-from worker.validation import ImageRejected, Probe, RejectionCode
+from worker.validation import DECODER_ERRORS, ImageRejected, Probe, RejectionCode
 
 log = logging.getLogger(__name__)
 
 # How libvips and its codecs say an allocation failed (vips_tracked_malloc, vips_malloc, libwebp's
-# VP8_ENC_ERROR_OUT_OF_MEMORY, glib failing to map a thread's stack), anywhere in its error text.
+# VP8_ENC_ERROR_OUT_OF_MEMORY, glib failing to map a thread's stack, libheif's
+# heif_error_Memory_allocation_error), anywhere in its error text.
 _OUT_OF_MEMORY_SIGNS: Final = (
     "failed to allocate",
     "out of memory",
     "memory error",
+    "memory allocation error",
     "error creating thread",
 )
+# libheif files its security limits (too many items, too large an image) under
+# heif_error_Memory_allocation_error as well: those are verdicts on the image.
+_LIMIT_SIGN: Final = "security limit exceeded"
 
 # Original.colour_profile: the embedded ICC profile, or libvips's built-in Display P3 profile.
 EMBEDDED: Final = "embedded"
@@ -61,7 +66,6 @@ LIBVIPS_LOADERS: Final[dict[str, str]] = {
 # NOTE: thumbnail_source's own `fail_on` does not reach the loader in libvips 8.18 (a truncated
 # JPEG decodes, its missing rows grey); the loader option string does.
 _LOAD_OPTIONS: Final = "[fail_on=warning]"
-_PILLOW_ERRORS: Final = (OSError, SyntaxError, ValueError, EOFError)
 # 256 colours spread over the RGB cube (their first 256 bytes as greys), for the ICC probe.
 _PROBE_COLOURS: Final = bytes(
     value for index in range(256) for value in (index, (index * 7) % 256, (index * 13) % 256)
@@ -81,13 +85,30 @@ def decoder_errors_rejected() -> Iterator[None]:
         yield
     except pyvips.Error as exc:
         text = exc.detail or exc.message
-        if any(sign in text.lower() for sign in _OUT_OF_MEMORY_SIGNS):
+        if _out_of_memory(text):
             raise MemoryError(text.strip()) from exc
         detail = text.strip().splitlines()
         raise ImageRejected(
             RejectionCode.CORRUPT_IMAGE,
             f"the image cannot be decoded: {detail[0] if detail else exc.message}",
         ) from exc
+
+
+@contextmanager
+def _heif_errors_rejected(what: str) -> Iterator[None]:
+    """pillow-heif's errors as `decoder_errors_rejected` has libvips's: libheif failing an
+    allocation is `MemoryError`, anything else it says about the bytes `corrupt_image`."""
+    try:
+        yield
+    except DECODER_ERRORS as exc:
+        if _out_of_memory(str(exc)):
+            raise MemoryError(str(exc)) from exc
+        raise ImageRejected(RejectionCode.CORRUPT_IMAGE, f"{what}: {exc}") from exc
+
+
+def _out_of_memory(codec_text: str) -> bool:
+    text = codec_text.lower()
+    return _LIMIT_SIGN not in text and any(sign in text for sign in _OUT_OF_MEMORY_SIGNS)
 
 
 @dataclass(frozen=True)
@@ -241,7 +262,7 @@ def _decode_heic(data: bytes) -> Original:
     """pillow-heif decodes (HEVC), libheif applying the HEIF transforms (irot/imir) as it goes
     (pillow-heif resets the EXIF orientation: it is applied already); libvips gets the pixels
     in place, without a Pillow copy, and the ICC profile."""
-    try:
+    with _heif_errors_rejected("the image cannot be decoded"):
         heif = pillow_heif.open_heif(data, convert_hdr_to_8bit=True)  # the primary image
         if heif.mode in ("RGB", "RGBA") and heif.stride == heif.size[0] * len(heif.mode):
             mode, (width, height), pixels = heif.mode, heif.size, heif.data
@@ -251,10 +272,6 @@ def _decode_heic(data: bytes) -> Original:
             mode, (width, height), pixels = picture.mode, picture.size, picture.tobytes()
         icc_profile = heif.info.get("icc_profile")
         nclx_profile = _nclx_colour_profile(heif.info)
-    except _PILLOW_ERRORS as exc:
-        raise ImageRejected(
-            RejectionCode.CORRUPT_IMAGE, f"the image cannot be decoded: {exc}"
-        ) from exc
     vips_image = pyvips.Image.new_from_memory(pixels, width, height, len(mode), "uchar")
     vips_image = vips_image.copy(interpretation="srgb")
     if icc_profile:
@@ -276,12 +293,8 @@ def _decode_heic(data: bytes) -> Original:
 def _heif_info(data: bytes) -> dict[str, Any]:
     """The container's description of its primary image (libheif, through pillow-heif: it
     reads nclx, which libvips does not pass on); nothing is decoded."""
-    try:
+    with _heif_errors_rejected("the image's HEIF container cannot be read"):
         info: dict[str, Any] = pillow_heif.open_heif(data).info
-    except _PILLOW_ERRORS as exc:
-        raise ImageRejected(
-            RejectionCode.CORRUPT_IMAGE, f"the image's HEIF container cannot be read: {exc}"
-        ) from exc
     return info
 
 

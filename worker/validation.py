@@ -61,6 +61,11 @@ ACCEPTED_FORMATS: Final[tuple[str, ...]] = tuple(
 # reported as corrupt; anything else as not an accepted format.
 _ACCEPTED_MAGIC: Final[tuple[bytes, ...]] = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF8")
 
+# What Pillow and its codec plugins raise for bytes they cannot read: Pillow's own errors, and
+# RuntimeError, with which the AVIF plugin (libavif) and pillow-heif (libheif) report a broken
+# container. Caught only around their reading of an original: elsewhere these are bugs.
+DECODER_ERRORS: Final = (OSError, SyntaxError, ValueError, EOFError, RuntimeError)
+
 # Multi-picture JPEGs (phones and 3D cameras) open as MPO: the first picture is a plain JPEG.
 _FORMAT_ALIASES: Final[Mapping[str, str]] = MappingProxyType({"MPO": "JPEG"})
 
@@ -224,7 +229,7 @@ def _open_accepted(data: bytes) -> Image.Image:
         return Image.open(io.BytesIO(data), formats=ACCEPTED_FORMATS)
     except UnidentifiedImageError:
         pass
-    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+    except DECODER_ERRORS as exc:
         raise ImageRejected(
             RejectionCode.CORRUPT_IMAGE, f"the header cannot be read: {exc}"
         ) from exc
@@ -273,7 +278,7 @@ def _count_frames(image: Image.Image) -> int:
     # GIF counts by skipping over frames (no decoding); WebP, APNG, AVIF read a header count.
     try:
         return int(getattr(image, "n_frames", 1))
-    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+    except DECODER_ERRORS as exc:
         raise ImageRejected(
             RejectionCode.CORRUPT_IMAGE, f"the frames cannot be read: {exc}"
         ) from exc

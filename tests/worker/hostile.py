@@ -174,6 +174,15 @@ def with_ispe(data: bytes, width: int, height: int) -> bytes:
     return data[: position + 8] + struct.pack(">II", width, height) + data[position + 16 :]
 
 
+def avif_with_dangling_primary_item() -> bytes:
+    """A valid small AVIF whose `pitm` (primary item) names an item that does not exist:
+    libavif refuses it while Pillow opens it, before any pixel."""
+    data = bytearray(good_images()["image/avif"])
+    position = data.index(b"pitm") + 8  # past the box type, version and flags: the item id
+    data[position : position + 2] = b"\x00\x09"
+    return bytes(data)
+
+
 def corrupted(data: bytes) -> bytes:
     """The header intact, the second half of the stream replaced with noise-like bytes."""
     middle = len(data) // 2
@@ -274,6 +283,12 @@ def corpus() -> list[Case]:
             with_ispe(good["image/heic"], 10_000, 10_000),
             "image/heic",
             PIXELS,
+        ),
+        Case(
+            "AVIF whose primary item does not exist",
+            avif_with_dangling_primary_item(),
+            "image/avif",
+            CORRUPT,
         ),
     ]
     for content_type in FORMATS:

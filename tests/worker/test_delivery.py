@@ -16,6 +16,7 @@ from service.jobs import reprocess_message
 from service.models import Image, ImageStatus
 from service.storage import original_key, rendition_key
 from tests.worker.conftest import THUMB_ONLY, Images, StartWorker, eventually
+from tests.worker.hostile import avif_with_dangling_primary_item
 from worker.config import WorkerSettings
 from worker.events import ObjectCreated, parse_message_body
 from worker.failures import client_message
@@ -140,6 +141,22 @@ async def test_delivery_poison_message_is_dead_lettered_and_image_failed(
     assert worker.count(MESSAGES, outcome="retried") == 1
     assert worker.count(MESSAGES, outcome="gave_up") == 1
     assert worker.count("picforge_worker_images_failed_total", code="processing_failed") == 1
+
+
+async def test_delivery_corrupt_image_fails_on_its_first_delivery(
+    images: Images, start_worker: StartWorker
+) -> None:
+    """A decoder refusing the bytes is a verdict on the image, recorded at once: a retry
+    would only repeat it until the queue gave up (and the image read `processing_failed`)."""
+    worker = await start_worker()
+    image_id = await images.create(avif_with_dangling_primary_item(), content_type="image/avif")
+
+    image = await images.wait_for(image_id, "ready", "failed", timeout_s=60)
+
+    assert (image.status, image.error_code) == ("failed", "corrupt_image")
+    assert await eventually(lambda: queue_is_empty(images), what="an empty queue")
+    assert worker.count(MESSAGES, outcome="retried") == 0
+    assert worker.count("picforge_worker_images_failed_total", code="corrupt_image") == 1
 
 
 async def test_delivery_image_given_up_on_is_taken_up_again_by_redrive(

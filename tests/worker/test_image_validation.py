@@ -13,6 +13,7 @@ import pytest
 from PIL import Image
 
 from tests.pictures import encode
+from tests.worker.hostile import avif_with_dangling_primary_item
 from worker.renditions import ImageRejected, Limits, render
 from worker.validation import (
     REJECTION_CODES,
@@ -138,6 +139,14 @@ def test_validation_rejects_readable_format_we_do_not_accept(image_format: str) 
 def test_validation_rejects_bytes_that_are_no_image_as_unsupported() -> None:
     assert rejection_of(b"%PDF-1.7 not an image").code == RejectionCode.UNSUPPORTED_TYPE
     assert rejection_of(b"").code == RejectionCode.UNSUPPORTED_TYPE
+
+
+def test_validation_rejects_an_avif_container_its_decoder_refuses_as_corrupt() -> None:
+    # libavif refuses it while Pillow opens it, with a RuntimeError rather than Pillow's own
+    # errors: a verdict all the same, never an error the worker would retry.
+    rejected = rejection_of(avif_with_dangling_primary_item(), declared_content_type="image/avif")
+    assert rejected.code == RejectionCode.CORRUPT_IMAGE
+    assert "Missing or empty image item" in rejected.message
 
 
 def test_validation_rejects_animation_over_frame_limit() -> None:

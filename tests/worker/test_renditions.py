@@ -6,14 +6,17 @@ import io
 import math
 import multiprocessing
 import pickle
+import struct
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
+import pillow_heif
 import pytest
 from PIL import Image, ImageChops, ImageDraw, ImageStat
 
 from tests.pictures import decode, encode, mean_difference
-from worker.decoding import decode_at, open_original
+from tests.worker.hostile import good_images
+from worker.decoding import decode_at, decoder_errors_rejected, open_original
 from worker.renditions import (
     DEFAULT_PRESETS,
     WEBP_EFFORT,
@@ -138,6 +141,34 @@ def test_render_reads_avif() -> None:
         Image.open(IMAGES / "good/hopper.png") as png,
     ):
         assert mean_difference(avif_thumb, png) < 8
+
+
+def test_render_heic_decoder_failing_an_allocation_is_out_of_memory_not_corrupt(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # libheif reports a failed allocation as an error, as it does a broken file: under a render
+    # process's cap it is the budget running out (the pool's memory_limit_exceeded).
+    def out_of_memory(*args: object, **kwargs: object) -> None:
+        # What pillow-heif raised decoding a 24 MP HEIC with 90 MiB of address space left.
+        raise RuntimeError("Memory allocation error: Unspecified: Allocating 24000015 bytes failed")
+
+    monkeypatch.setattr(pillow_heif, "open_heif", out_of_memory)
+    with pytest.raises(MemoryError):
+        render(good_images()["image/heic"], declared_content_type="image/heic")
+
+
+@pytest.mark.parametrize(("content_type", "image_format"), [("heic", "HEIF"), ("avif", "AVIF")])
+def test_render_libheif_security_limit_is_corrupt_not_out_of_memory(
+    content_type: str, image_format: str
+) -> None:
+    # libheif files its security limits under "Memory allocation error" too; they are about the
+    # image. Quarantine refuses this one first: here libheif is asked on its own.
+    data = bytearray(good_images()[f"image/{content_type}"])
+    entry_count = data.index(b"iinf") + 8  # past the box type, version and flags
+    data[entry_count : entry_count + 2] = struct.pack(">H", 5_000)  # over libheif's 1,000
+    with pytest.raises(ImageRejected) as rejected, decoder_errors_rejected():
+        open_original(bytes(data), Probe(image_format, 96, 64, 1))
+    assert rejected.value.code == "corrupt_image"
 
 
 @pytest.mark.parametrize(

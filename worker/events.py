@@ -42,7 +42,7 @@ def parse_message_body(body: str) -> list[Event]:
     is configured, and for S3 records other than object creations."""
     try:
         document: Any = json.loads(body)
-    except json.JSONDecodeError as exc:
+    except (json.JSONDecodeError, RecursionError) as exc:  # the latter: nested too deep
         raise UnrecognizedMessage(f"not JSON: {exc}") from exc
     if not isinstance(document, dict):
         raise UnrecognizedMessage("not a JSON object")

@@ -62,6 +62,7 @@ def test_events_reprocess_job_from_the_api_format() -> None:
     [
         "",
         "hello",
+        "[" * 5_000,  # deeper than json's recursion allows
         "[]",
         "null",
         "{}",

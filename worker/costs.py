@@ -38,9 +38,10 @@ BYTES_PER_PIXEL: Final[Mapping[str, float]] = MappingProxyType(
         "HEIF": 12.0,
     }
 )
-# A progressive JPEG keeps every DCT coefficient until its last scan (2 bytes each, up to 4
-# components at full resolution: 8 per pixel); an interlaced PNG is decoded whole (up to 16-bit
-# RGBA: 8 per pixel) and then converted. Upper bounds, not measurements of friendly inputs.
+# A JPEG of more than one scan (progressive, or baseline with its components in separate scans)
+# keeps every DCT coefficient until its last scan (2 bytes each, up to 4 components at full
+# resolution: 8 per pixel); an interlaced PNG is decoded whole (up to 16-bit RGBA: 8 per pixel)
+# and then converted. Upper bounds, not measurements of friendly inputs.
 WHOLE_FRAME_BYTES_PER_PIXEL: Final = 16.0
 
 

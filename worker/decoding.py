@@ -2,10 +2,10 @@
 or RGBA, in memory, at the scale the largest rendition needs.
 
 libvips decodes: JPEG and WebP at reduced scale while they decode (shrink-on-load; lossless
-WebP's decoder still holds the whole frame), PNG streaming in sequential access, GIF whole (its
-decoder holds the frame as RGBA), AVIF through libheif. HEIC alone decodes through pillow-heif:
-the libheif in the libvips wheels has no HEVC decoder, pillow-heif's does; its pixels are handed
-to libvips, which does the rest alike.
+WebP's decoder, and libjpeg's for a JPEG of several scans, still hold the whole frame), PNG
+streaming in sequential access, GIF whole (its decoder holds the frame as RGBA), AVIF through
+libheif. HEIC alone decodes through pillow-heif: the libheif in the libvips wheels has no HEVC
+decoder, pillow-heif's does; its pixels are handed to libvips, which does the rest alike.
 
 Every libvips step runs with fail-on-error: a truncated or corrupt original raises here, and
 `decoder_errors_rejected` makes it a `corrupt_image` verdict, unless libvips ran out of memory,
@@ -30,12 +30,13 @@ log = logging.getLogger(__name__)
 
 # How libvips and its codecs say an allocation failed (vips_tracked_malloc, vips_malloc, libwebp's
 # VP8_ENC_ERROR_OUT_OF_MEMORY, glib failing to map a thread's stack, libheif's
-# heif_error_Memory_allocation_error), anywhere in its error text.
+# heif_error_Memory_allocation_error, libjpeg's JERR_OUT_OF_MEMORY), anywhere in its error text.
 _OUT_OF_MEMORY_SIGNS: Final = (
     "failed to allocate",
     "out of memory",
     "memory error",
     "memory allocation error",
+    "insufficient memory",
     "error creating thread",
 )
 # libheif files its security limits (too many items, too large an image) under

@@ -17,8 +17,9 @@ class Structure:
     scans: int = 0  # JPEG: start-of-scan markers in the first picture
     frames: int = 0  # APNG and WebP: frame chunks (fcTL, ANMF); 0 for a still or other formats
     metadata_bytes: int = 0  # EXIF, ICC, XMP, comments and text, as stored
-    # The decoder must hold the whole frame before the first row comes out: a progressive
-    # JPEG (all its DCT coefficients) or an interlaced PNG; others stream, or shrink on load.
+    # The decoder must hold the whole frame before the first row comes out: a JPEG of more
+    # than one scan (all its DCT coefficients: progressive, or a baseline one whose components
+    # come in separate scans) or an interlaced PNG; others stream, or shrink on load.
     whole_frame: bool = False
 
 
@@ -70,7 +71,10 @@ def _jpeg(data: bytes) -> Structure:
             if found is None:
                 break
             position = found.start()
-    return Structure(scans=scans, metadata_bytes=metadata, whole_frame=progressive)
+    # libjpeg buffers the whole picture's coefficients for any JPEG of several scans
+    # (`has_multiple_scans`), whatever the scale it decodes to.
+    whole_frame = progressive or scans > 1
+    return Structure(scans=scans, metadata_bytes=metadata, whole_frame=whole_frame)
 
 
 def _png(data: bytes) -> Structure:

@@ -168,6 +168,30 @@ def progressive_jpeg_declaring(width: int, height: int) -> bytes:
     return data[: position + 5] + struct.pack(">HH", height, width) + data[position + 9 :]
 
 
+def multiscan_baseline_jpeg(width: int, height: int) -> bytes:
+    """A flat grey baseline (SOF0) JPEG whose three components are coded in three separate
+    scans, as the standard allows: a few bytes per 64 pixels, but libjpeg holds every DCT
+    coefficient of the picture until the last scan."""
+
+    def segment(marker: int, body: bytes) -> bytes:
+        return bytes([0xFF, marker]) + struct.pack(">H", len(body) + 2) + body
+
+    components = 3
+    frame = struct.pack(">BHHB", 8, height, width, components) + b"".join(
+        bytes([index + 1, 0x11, 0]) for index in range(components)
+    )
+    quantisation = segment(0xDB, b"\x00" + b"\x01" * 64)
+    one_code = bytes([1] + [0] * 15) + b"\x00"  # a single Huffman code, 1 bit long, for 0
+    huffman = segment(0xC4, b"\x00" + one_code + b"\x10" + one_code)  # DC: 0; AC: end of block
+    bits = 2 * ((width + 7) // 8) * ((height + 7) // 8)  # two 1-bit codes a block
+    entropy = b"\x00" * (bits // 8) + (bytes([0xFF >> (bits % 8)]) if bits % 8 else b"")
+    scans = b"".join(
+        segment(0xDA, bytes([1, index + 1, 0x00, 0, 63, 0])) + entropy
+        for index in range(components)
+    )
+    return b"\xff\xd8" + quantisation + segment(0xC0, frame) + huffman + scans + b"\xff\xd9"
+
+
 def with_ispe(data: bytes, width: int, height: int) -> bytes:
     """An AVIF or HEIF whose `ispe` (image spatial extents) box declares another size."""
     position = data.index(b"ispe")
@@ -269,6 +293,19 @@ def corpus() -> list[Case]:
         Case(
             "progressive JPEG declaring 10000x10000",
             progressive_jpeg_declaring(10_000, 10_000),
+            "image/jpeg",
+            PIXELS,
+        ),
+        # A legal baseline JPEG that does not stream: its components come in separate scans.
+        Case(
+            "baseline JPEG 2000x2000 in 3 scans",
+            multiscan_baseline_jpeg(2_000, 2_000),
+            "image/jpeg",
+            None,
+        ),
+        Case(
+            "baseline JPEG 10000x10000 in 3 scans",
+            multiscan_baseline_jpeg(10_000, 10_000),
             "image/jpeg",
             PIXELS,
         ),

@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from tests.pictures import encode
-from tests.worker.hostile import avif_with_dangling_primary_item
+from tests.worker.hostile import avif_with_dangling_primary_item, multiscan_baseline_jpeg
 from worker.renditions import ImageRejected, Limits, render
 from worker.validation import (
     REJECTION_CODES,
@@ -108,6 +108,16 @@ def test_validation_restores_pillows_bomb_check_afterwards() -> None:
     saved = Image.MAX_IMAGE_PIXELS
     rejection_of(png_header_only(50_000, 50_000))
     assert saved == Image.MAX_IMAGE_PIXELS
+
+
+def test_validation_prices_a_baseline_jpeg_of_several_scans_as_whole_frame() -> None:
+    # 100 MP, under the pixel limit of a JPEG that streams (about 800 MP at the default cap);
+    # in separate scans, libjpeg holds all of its coefficients: 600 MB.
+    data = multiscan_baseline_jpeg(10_000, 10_000)
+    with pytest.raises(ImageRejected) as rejected, our_pixel_limits_only():
+        open_checked(data, declared_content_type="image/jpeg", limits=Limits())
+    assert rejected.value.code == RejectionCode.PIXEL_LIMIT_EXCEEDED
+    assert "for a whole-frame JPEG" in rejected.value.message
 
 
 def test_validation_rejects_declared_type_that_differs_from_bytes() -> None:

@@ -12,10 +12,11 @@ import pytest
 import pyvips
 import uvloop
 
+from tests.worker.hostile import multiscan_baseline_jpeg
 from worker import sandbox
 from worker.decoding import decoder_errors_rejected
 from worker.pool import Finished, RenderLimitExceeded, RenderPool, RenderProcessDied
-from worker.renditions import render
+from worker.renditions import Limits, Preset, render
 
 MiB = 1024 * 1024
 
@@ -120,6 +121,22 @@ async def test_render_pool_calls_libvips_failing_an_allocation_a_memory_overrun(
 
         assert overrun.value.code == "memory_limit_exceeded"
         assert await pool.run(allocate_in_libvips, 1_000, cpu_s=10) is None
+    finally:
+        pool.close()
+
+
+async def test_render_pool_calls_libjpeg_failing_an_allocation_a_memory_overrun() -> None:
+    # libjpeg says "Insufficient memory" when the coefficients of a JPEG of several scans do not
+    # fit (600 MB here); quarantine, which would refuse this one, is left out.
+    data = multiscan_baseline_jpeg(10_000, 10_000)
+    pool = RenderPool(1, memory_bytes=512 * MiB)
+    try:
+        with pytest.raises(RenderLimitExceeded) as overrun:
+            await pool.run(
+                render, data, presets=(Preset("t", 64, 64),), limits=Limits(None, None), cpu_s=30
+            )
+
+        assert overrun.value.code == "memory_limit_exceeded"
     finally:
         pool.close()
 

@@ -15,7 +15,7 @@ from types import MappingProxyType
 from typing import Final
 
 import pillow_heif
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, PngImagePlugin, UnidentifiedImageError
 
 from service.content_types import ACCEPTED_CONTENT_TYPES
 from worker.costs import DEFAULT_RENDER_MEMORY_BYTES, max_pixels_for
@@ -65,6 +65,9 @@ _ACCEPTED_MAGIC: Final[tuple[bytes, ...]] = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\
 # RuntimeError, with which the AVIF plugin (libavif) and pillow-heif (libheif) report a broken
 # container. Caught only around their reading of an original: elsewhere these are bugs.
 DECODER_ERRORS: Final = (OSError, SyntaxError, ValueError, EOFError, RuntimeError)
+
+# Pillow's PNG reader names the cap in its error when compressed metadata inflates past it.
+_PNG_METADATA_CAPS: Final = ("MAX_TEXT_CHUNK", "MAX_TEXT_MEMORY")
 
 # Multi-picture JPEGs (phones and 3D cameras) open as MPO: the first picture is a plain JPEG.
 _FORMAT_ALIASES: Final[Mapping[str, str]] = MappingProxyType({"MPO": "JPEG"})
@@ -126,6 +129,20 @@ def our_pixel_limits_only() -> Iterator[None]:
         Image.MAX_IMAGE_PIXELS = saved
 
 
+@contextmanager
+def _png_metadata_inflated_up_to(max_bytes: int) -> Iterator[None]:
+    """Have Pillow inflate a PNG's compressed text and ICC profile (what comes before IDAT, as
+    it opens) up to our metadata limit: its own caps (1 MiB a chunk, 64 MiB of text in all)
+    would call a legitimate file within ours corrupt. Process-wide, as `our_pixel_limits_only`.
+    """
+    saved = PngImagePlugin.MAX_TEXT_CHUNK, PngImagePlugin.MAX_TEXT_MEMORY
+    PngImagePlugin.MAX_TEXT_CHUNK = PngImagePlugin.MAX_TEXT_MEMORY = max_bytes
+    try:
+        yield
+    finally:
+        PngImagePlugin.MAX_TEXT_CHUNK, PngImagePlugin.MAX_TEXT_MEMORY = saved
+
+
 def open_checked(
     data: bytes, *, declared_content_type: str | None, limits: Limits
 ) -> tuple[Image.Image, Probe]:
@@ -135,7 +152,7 @@ def open_checked(
     """
     structure = read_structure(data)
     check_structure(structure, limits)
-    image = _open_accepted(data)
+    image = _open_accepted(data, max_metadata_bytes=limits.max_metadata_bytes)
     try:
         probe = check_header(
             image,
@@ -224,12 +241,19 @@ def check_header(
     return Probe(format=sniffed, width=width, height=height, frames=frames)
 
 
-def _open_accepted(data: bytes) -> Image.Image:
+def _open_accepted(data: bytes, *, max_metadata_bytes: int) -> Image.Image:
     try:
-        return Image.open(io.BytesIO(data), formats=ACCEPTED_FORMATS)
+        with _png_metadata_inflated_up_to(max_metadata_bytes):
+            return Image.open(io.BytesIO(data), formats=ACCEPTED_FORMATS)
     except UnidentifiedImageError:
         pass
     except DECODER_ERRORS as exc:
+        if any(cap in str(exc) for cap in _PNG_METADATA_CAPS):
+            raise ImageRejected(
+                RejectionCode.METADATA_LIMIT_EXCEEDED,
+                "the PNG's compressed text or ICC profile inflates past the limit of "
+                f"{max_metadata_bytes:,} bytes of metadata",
+            ) from exc
         raise ImageRejected(
             RejectionCode.CORRUPT_IMAGE, f"the header cannot be read: {exc}"
         ) from exc

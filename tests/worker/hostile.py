@@ -62,6 +62,16 @@ def png_chunk(kind: bytes, body: bytes) -> bytes:
     return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
 
 
+def png_compressed_metadata(kind: bytes, inflated_bytes: int) -> bytes:
+    """A zTXt, iTXt or iCCP chunk whose deflated content inflates to `inflated_bytes`."""
+    header = {
+        b"zTXt": b"comment\x00\x00",  # keyword, compression method
+        b"iTXt": b"comment\x00\x01\x00\x00\x00",  # and compressed, no language, no translation
+        b"iCCP": b"profile\x00\x00",
+    }[kind]
+    return png_chunk(kind, header + zlib.compress(b"a" * inflated_bytes, 9))
+
+
 def png_blank(
     width: int, height: int, *extra: bytes, idat: bytes | None = None, interlace: int = 0
 ) -> bytes:
@@ -266,6 +276,18 @@ def corpus() -> list[Case]:
             METADATA,
         ),
         Case("JPEG with a 16 MB ICC profile", huge_icc_jpeg(16_500_000), "image/jpeg", METADATA),
+        Case(
+            "PNG with 2 MiB of compressed text",
+            png_blank(64, 64, png_compressed_metadata(b"zTXt", 2 * MiB)),
+            "image/png",
+            None,
+        ),
+        Case(
+            "PNG with an ICC profile inflating to 64 MiB",
+            png_blank(64, 64, png_compressed_metadata(b"iCCP", 64 * MiB)),
+            "image/png",
+            METADATA,
+        ),
         Case(
             "JPEG with 64 KB of garbage EXIF",
             jpeg_with_app_segments(0xE1, [b"Exif\x00\x00" + b"\xff" * 65_000]),

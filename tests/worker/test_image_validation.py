@@ -10,10 +10,16 @@ import zlib
 from pathlib import Path
 
 import pytest
-from PIL import Image
+from PIL import Image, PngImagePlugin
 
 from tests.pictures import encode
-from tests.worker.hostile import avif_with_dangling_primary_item, multiscan_baseline_jpeg
+from tests.worker.hostile import (
+    MiB,
+    avif_with_dangling_primary_item,
+    multiscan_baseline_jpeg,
+    png_blank,
+    png_compressed_metadata,
+)
 from worker.renditions import ImageRejected, Limits, render
 from worker.validation import (
     REJECTION_CODES,
@@ -118,6 +124,35 @@ def test_validation_prices_a_baseline_jpeg_of_several_scans_as_whole_frame() -> 
         open_checked(data, declared_content_type="image/jpeg", limits=Limits())
     assert rejected.value.code == RejectionCode.PIXEL_LIMIT_EXCEEDED
     assert "for a whole-frame JPEG" in rejected.value.message
+
+
+@pytest.mark.parametrize("kind", [b"zTXt", b"iTXt", b"iCCP"])
+def test_validation_accepts_png_metadata_that_inflates_within_the_metadata_limit(
+    kind: bytes,
+) -> None:
+    # Past Pillow's own cap of 1 MiB a chunk, within ours (8 MiB).
+    data = png_blank(64, 64, png_compressed_metadata(kind, 2 * MiB))
+    assert render(data, declared_content_type="image/png").width == 64
+
+
+@pytest.mark.parametrize(
+    "chunks",
+    [
+        [png_compressed_metadata(b"zTXt", 9 * MiB)],
+        [png_compressed_metadata(b"iTXt", 9 * MiB)],
+        [png_compressed_metadata(b"iCCP", 9 * MiB)],
+        [png_compressed_metadata(b"zTXt", 2 * MiB)] * 5,  # each within it, not all together
+    ],
+    ids=["zTXt", "iTXt", "iCCP", "5 zTXt"],
+)
+def test_validation_rejects_png_metadata_that_inflates_past_the_metadata_limit(
+    chunks: list[bytes],
+) -> None:
+    saved = PngImagePlugin.MAX_TEXT_CHUNK, PngImagePlugin.MAX_TEXT_MEMORY
+    rejected = rejection_of(png_blank(64, 64, *chunks), declared_content_type="image/png")
+    assert rejected.code == RejectionCode.METADATA_LIMIT_EXCEEDED
+    assert f"the limit of {8 * MiB:,} bytes" in rejected.message
+    assert saved == (PngImagePlugin.MAX_TEXT_CHUNK, PngImagePlugin.MAX_TEXT_MEMORY)
 
 
 def test_validation_rejects_declared_type_that_differs_from_bytes() -> None:

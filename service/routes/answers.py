@@ -42,6 +42,13 @@ NOT_FOUND = problem_response(
     ImageNotFound("there is no image 0b7e5d9c-3f41-4a63-9a8e-2d4b1f6c8e10"),
 )
 MALFORMED = problem_response("The request is malformed.", INVALID_REQUEST)
+BODY_TOO_LARGE = Problem(
+    type="urn:picforge:error:payload_too_large",
+    title="Payload too large",
+    status=413,
+    detail="the body is over 16384 bytes",
+    code="payload_too_large",
+)
 UNAVAILABLE = problem_response(
     "S3 or SQS did not answer; nothing was changed, so the request can be retried.",
     DependencyUnavailable("storage is unavailable; the image is kept, try again"),

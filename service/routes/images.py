@@ -32,6 +32,7 @@ from service.multipart import MultipartUploads
 from service.pagination import CURSOR_PATTERN
 from service.resources import Resources
 from service.routes.answers import (
+    BODY_TOO_LARGE,
     INVALID_REQUEST,
     LIMITED_CREATE,
     LIMITED_REPROCESS,
@@ -128,13 +129,7 @@ def upload_tickets(resources: Resources) -> UploadTickets:
         ),
         413: problem_response(
             "The request body is larger than any create needs (16 KiB); it was not read.",
-            Problem(
-                type="urn:picforge:error:payload_too_large",
-                title="Payload too large",
-                status=413,
-                detail="the body is over 16384 bytes",
-                code="payload_too_large",
-            ),
+            BODY_TOO_LARGE,
         ),
         422: problem_response(
             "An unaccepted type, a file over the size limit, or a malformed request. No upload "

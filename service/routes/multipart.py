@@ -35,7 +35,7 @@ from service.multipart_schemas import (
     StoredPartOut,
     StoredPartsOut,
 )
-from service.routes.answers import MALFORMED, UNAUTHORIZED, UNAVAILABLE, image_out
+from service.routes.answers import BODY_TOO_LARGE, MALFORMED, UNAUTHORIZED, UNAVAILABLE, image_out
 from service.routes.images import multipart_uploads
 from service.schemas import ImageOut
 
@@ -158,13 +158,7 @@ async def get_parts(
         413: problem_response(
             "The body is longer than the part list of the largest upload this deployment "
             "allows (200 bytes a part); it was not read.",
-            Problem(
-                type="urn:picforge:error:payload_too_large",
-                title="Payload too large",
-                status=413,
-                detail="the body is over 16384 bytes",
-                code="payload_too_large",
-            ),
+            BODY_TOO_LARGE,
         ),
         422: MALFORMED,
         503: UNAVAILABLE,

@@ -252,6 +252,7 @@ def start_stack(port: int, key: str, log_path: Path) -> subprocess.Popen[bytes]:
         "PICFORGE_CREATE_RATE_PER_MINUTE": str(10**6),
         "PICFORGE_CREATE_BURST": str(10**4),
         "PICFORGE_MAX_AWAITING_UPLOAD": str(10**6),
+        "PICFORGE_MAX_IN_FLIGHT_PER_OWNER": str(10**4),
     }
     with open(log_path, "wb") as log:
         stack = subprocess.Popen(

@@ -102,6 +102,9 @@ class LimitSettings(BaseSettings):
     max_awaiting_upload: int = Field(500, ge=0)
     # Originals (as declared) plus renditions (as rendered), until the image is deleted.
     max_stored_bytes: int = Field(10 * GiB, ge=0)
+    # Requests of one owner (other than creates, which their rate bounds) in flight at once in
+    # one API process; keep it well under PICFORGE_DB_POOL_SIZE (service.in_flight).
+    max_in_flight_per_owner: int = Field(8, ge=1)
 
 
 class ApiSettings(AwsSettings, DatabaseSettings, LimitSettings):

@@ -100,11 +100,19 @@ async def api_key(
 ApiKeyDep = Annotated[ParsedKey, Depends(api_key)]
 
 
-async def authenticated_owner(request: Request, resources: ResourcesDep, key: ApiKeyDep) -> str:
-    """The owner of an active key: how every `/v1` route but the create is authenticated."""
+async def authenticated_owner(
+    request: Request, resources: ResourcesDep, key: ApiKeyDep
+) -> AsyncIterator[str]:
+    """The owner of an active key: how every `/v1` route but the create is authenticated. The
+    request holds one of the owner's places in flight until its answer is sent
+    (`service.in_flight`)."""
     owner = await require_owner(resources.statements, key)
     request.state.unverified_key = None
-    return owner
+    if resources.in_flight is None:
+        yield owner
+        return
+    with resources.in_flight.taken(owner):
+        yield owner
 
 
 async def refuse_inactive_key(request: Request) -> None:

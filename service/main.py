@@ -23,6 +23,7 @@ from service.db import (
 from service.deps import refuse_inactive_key
 from service.docs import install_docs
 from service.error_handlers import install_error_handlers
+from service.in_flight import InFlight
 from service.openapi import install_openapi
 from service.readiness import open_readiness
 from service.resources import Resources
@@ -80,6 +81,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             sqs=await open_sqs_client(stack, settings),
             readiness=open_readiness(stack, settings, s3),
             cdn=await open_cdn(stack, settings, settings.cdn_distribution_id),
+            in_flight=(
+                InFlight(settings.max_in_flight_per_owner) if settings.limits_enabled else None
+            ),
         )
         # What start-up made (modules, schemas, clients: some 140k objects) lives as long as
         # the process; frozen, the collector no longer walks it. Unfrozen, a full collection

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from service.cdn import Cdn
 from service.config import ApiSettings
+from service.in_flight import InFlight
 from service.readiness import Readiness
 from service.storage import PostPolicySigner
 
@@ -33,6 +34,8 @@ class Resources:
     readiness: Readiness
     # The CDN a DELETE invalidates, when one fronts the renditions bucket.
     cdn: Cdn | None = None
+    # Each owner's requests in flight in this process; None with limits off.
+    in_flight: InFlight | None = None
 
     @cached_property
     def upload_signer(self) -> PostPolicySigner:

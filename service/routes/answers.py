@@ -78,14 +78,28 @@ LIMITED_CREATE = problem_response(
         headers={},
     ),
 )
+IN_FLIGHT_REFUSAL = TooManyRequests(
+    "this owner has 8 requests in flight here, the most it may have at once: retry after 1 s",
+    code="concurrency_limited",
+    limit="in_flight",
+    headers={},
+)
+IN_FLIGHT_DESCRIPTION = (
+    "The owner already has `PICFORGE_MAX_IN_FLIGHT_PER_OWNER` requests in flight in this API "
+    "process (8 unless the deployment set another): nothing was done. Retry after "
+    "`Retry-After` (1 s), or wait for the answers already asked for."
+)
+IN_FLIGHT = problem_response(IN_FLIGHT_DESCRIPTION, IN_FLIGHT_REFUSAL)
 LIMITED_REPROCESS = problem_response(
-    "The owner's reprocess rate refused it: nothing was queued. Retry after `Retry-After`.",
+    "The owner's reprocess rate refused it: nothing was queued. Retry after `Retry-After`. "
+    f"Or: {IN_FLIGHT_DESCRIPTION}",
     TooManyRequests(
         "more than 30 reprocesses a minute: retry after 2 s",
         code="reprocess_rate_limited",
         limit="reprocesses",
         headers={},
     ),
+    IN_FLIGHT_REFUSAL,
 )
 RATE_HEADERS = {
     name: header

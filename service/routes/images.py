@@ -33,6 +33,7 @@ from service.pagination import CURSOR_PATTERN
 from service.resources import Resources
 from service.routes.answers import (
     BODY_TOO_LARGE,
+    IN_FLIGHT,
     INVALID_REQUEST,
     LIMITED_CREATE,
     LIMITED_REPROCESS,
@@ -188,6 +189,7 @@ async def post_image(
             "A malformed parameter: a `cursor` not of the form `next_cursor` takes, say.",
             INVALID_REQUEST,
         ),
+        429: IN_FLIGHT,
     },
 )
 async def get_images(
@@ -216,7 +218,7 @@ async def get_images(
     summary="An image's status and renditions",
     description="Poll until `status` is `ready` (renditions listed, with URLs to fetch them) or "
     "`failed` (`error.code` says why).",
-    responses={401: UNAUTHORIZED, 404: NOT_FOUND, 422: MALFORMED},
+    responses={401: UNAUTHORIZED, 404: NOT_FOUND, 422: MALFORMED, 429: IN_FLIGHT},
 )
 async def get_image(image: ImageDep, resources: ResourcesDep) -> ImageOut:
     return await image_out(resources, image)
@@ -230,7 +232,13 @@ async def get_image(image: ImageDep, resources: ResourcesDep) -> ImageOut:
     description="When this returns, S3 holds nothing of the image, no version and no delete "
     "marker, even if the worker was rendering it, and a CDN in front of the renditions has been "
     "told to drop them; an upload arriving later is removed. Deleting again is `image_not_found`.",
-    responses={401: UNAUTHORIZED, 404: NOT_FOUND, 422: MALFORMED, 503: UNAVAILABLE},
+    responses={
+        401: UNAUTHORIZED,
+        404: NOT_FOUND,
+        422: MALFORMED,
+        429: IN_FLIGHT,
+        503: UNAVAILABLE,
+    },
 )
 async def delete_image_route(
     image_id: ImageIdDep, owner: OwnerDep, session: SessionDep, resources: ResourcesDep

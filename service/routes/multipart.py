@@ -35,7 +35,14 @@ from service.multipart_schemas import (
     StoredPartOut,
     StoredPartsOut,
 )
-from service.routes.answers import BODY_TOO_LARGE, MALFORMED, UNAUTHORIZED, UNAVAILABLE, image_out
+from service.routes.answers import (
+    BODY_TOO_LARGE,
+    IN_FLIGHT,
+    MALFORMED,
+    UNAUTHORIZED,
+    UNAVAILABLE,
+    image_out,
+)
 from service.routes.images import multipart_uploads
 from service.schemas import ImageOut
 
@@ -89,6 +96,7 @@ NOT_FOUND = problem_response(
             "A part number past the upload's last part, or a malformed request.",
             InvalidPartNumber("this upload has parts 1 to 5; there is no part 6"),
         ),
+        429: IN_FLIGHT,
     },
 )
 async def post_parts(
@@ -119,7 +127,13 @@ async def post_parts(
     summary="The parts S3 holds: where to resume from",
     description="Every part S3 has received, with its size and `ETag`. A client that was "
     "interrupted sends only the parts missing here.",
-    responses={401: UNAUTHORIZED, 404: NOT_FOUND, 422: MALFORMED, 503: UNAVAILABLE},
+    responses={
+        401: UNAUTHORIZED,
+        404: NOT_FOUND,
+        422: MALFORMED,
+        429: IN_FLIGHT,
+        503: UNAVAILABLE,
+    },
 )
 async def get_parts(
     image_id: ImageIdDep,
@@ -161,6 +175,7 @@ async def get_parts(
             BODY_TOO_LARGE,
         ),
         422: MALFORMED,
+        429: IN_FLIGHT,
         503: UNAVAILABLE,
     },
 )
@@ -194,6 +209,7 @@ async def post_complete(
         401: UNAUTHORIZED,
         404: NOT_FOUND,
         422: MALFORMED,
+        429: IN_FLIGHT,
         503: problem_response(
             "S3 did not answer; the upload and image are kept, so the request can be retried.",
             DependencyUnavailable("a service this API needs is unavailable; try again"),

@@ -307,6 +307,7 @@ def _environment(postgres: EmbeddedPostgres, emulator: Emulator) -> dict[str, st
         "PICFORGE_CREATE_RATE_PER_MINUTE": str(10**6),
         "PICFORGE_CREATE_BURST": str(10**4),
         "PICFORGE_MAX_AWAITING_UPLOAD": str(10**6),
+        "PICFORGE_MAX_IN_FLIGHT_PER_OWNER": str(10**4),
     }
     stack = provision(emulator.url, credentials=env)
     env |= {

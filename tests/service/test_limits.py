@@ -15,7 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.config import ApiSettings
 from service.main import create_app
-from tests.conftest import OWNER, KeyMaker, api_client
+from tests.conftest import OWNER, KeyMaker, api_client, assert_problem
+from tests.polling import eventually
 from tests.service.routes.images.test_reprocess import queued_bodies, reprocess_jobs
 from tests.service.state import add_rendition, set_status
 from tests.service.test_lifecycle import backdate
@@ -204,6 +205,48 @@ async def test_expired_idempotency_key_is_not_replayed_when_the_rate_refuses(
     # Past its time to live the key makes a new image, and this owner may not make one now.
     assert later.status_code == 429, later.text
     assert later.json()["code"] == "create_rate_limited"
+
+
+async def test_an_owners_requests_in_flight_are_capped_while_others_are_answered(
+    api_settings: ApiSettings, make_key: KeyMaker, db: AsyncEngine
+) -> None:
+    application = create_app(api_settings.model_copy(update={"max_in_flight_per_owner": 2}))
+    async with (
+        application.router.lifespan_context(application),
+        api_client(application, await make_key(OWNER)) as alice,
+        api_client(application, await make_key("bob")) as bob,
+    ):
+        image = (await create(alice)).json()
+        theirs = (await create(bob)).json()
+
+        async def waiting_on_the_lock() -> bool:
+            # A connection of its own: pg_stat_activity is a snapshot per transaction.
+            async with db.connect() as connection:
+                count = await connection.scalar(
+                    text("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'")
+                )
+            return count == 2
+
+        # The test holds the image's row lock: the owner's two DELETEs wait for it, in flight.
+        async with db.connect() as locker:
+            await locker.execute(
+                text("SELECT 1 FROM images WHERE id = :id FOR UPDATE"), {"id": image["id"]}
+            )
+            path = f"/v1/images/{image['id']}"
+            deletes = [asyncio.create_task(alice.delete(path)) for _ in range(2)]
+            await eventually(waiting_on_the_lock, what="both DELETEs waiting")
+            third = await alice.get(path)
+            other_owner = await bob.get(f"/v1/images/{theirs['id']}")
+            await locker.rollback()
+        answered = sorted(r.status_code for r in await asyncio.gather(*deletes))
+        again = await alice.get("/v1/images")
+
+    problem = assert_problem(third, 429, "concurrency_limited")
+    assert problem["limit"] == "in_flight"
+    assert third.headers["Retry-After"] == "1"
+    assert other_owner.status_code == 200
+    assert answered == [204, 404]
+    assert again.status_code == 200  # the places are given back with the answers
 
 
 async def test_create_with_limits_off_is_never_refused(

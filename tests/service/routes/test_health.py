@@ -74,8 +74,11 @@ async def test_readyz_turns_unready_within_seconds_of_an_outage(
 async def test_readyz_flood_checks_once_and_leaves_the_pool_to_requests(
     api_settings: ApiSettings, make_key: KeyMaker
 ) -> None:
-    # One pooled connection for requests: a /readyz that took it would make /v1 wait.
-    settings = api_settings.model_copy(update={"db_pool_size": 1, "readiness_cache_s": 30})
+    # One pooled connection for requests: a /readyz that took it would make /v1 wait. The
+    # owner may have all 20 of its requests in flight.
+    settings = api_settings.model_copy(
+        update={"db_pool_size": 1, "readiness_cache_s": 30, "max_in_flight_per_owner": 20}
+    )
     async with running_app(settings) as app, api_client(app, await make_key("alice")) as http:
         flood = [http.get("/readyz") for _ in range(200)]
         requests = [http.get("/v1/images") for _ in range(20)]

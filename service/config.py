@@ -103,7 +103,8 @@ class LimitSettings(BaseSettings):
     # Originals (as declared) plus renditions (as rendered), until the image is deleted.
     max_stored_bytes: int = Field(10 * GiB, ge=0)
     # Requests of one owner (other than creates, which their rate bounds) in flight at once in
-    # one API process; keep it well under PICFORGE_DB_POOL_SIZE (service.in_flight).
+    # one API process; more wait up to a second for a place, then are refused. Keep it well
+    # under PICFORGE_DB_POOL_SIZE (service.in_flight).
     max_in_flight_per_owner: int = Field(8, ge=1)
 
 

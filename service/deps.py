@@ -111,7 +111,7 @@ async def authenticated_owner(
     if resources.in_flight is None:
         yield owner
         return
-    with resources.in_flight.taken(owner):
+    async with resources.in_flight.taken(owner):
         yield owner
 
 

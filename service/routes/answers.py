@@ -79,15 +79,17 @@ LIMITED_CREATE = problem_response(
     ),
 )
 IN_FLIGHT_REFUSAL = TooManyRequests(
-    "this owner has 8 requests in flight here, the most it may have at once: retry after 1 s",
+    "this owner's 8 requests in flight here, the most it may have at once, held their places "
+    "for 1 s: retry after 1 s",
     code="concurrency_limited",
     limit="in_flight",
     headers={},
 )
 IN_FLIGHT_DESCRIPTION = (
-    "The owner already has `PICFORGE_MAX_IN_FLIGHT_PER_OWNER` requests in flight in this API "
-    "process (8 unless the deployment set another): nothing was done. Retry after "
-    "`Retry-After` (1 s), or wait for the answers already asked for."
+    "The owner's `PICFORGE_MAX_IN_FLIGHT_PER_OWNER` requests in flight in this API process (8 "
+    "unless the deployment set another) kept their places for the second this one waited: "
+    "nothing was done. Retry after `Retry-After` (1 s), or wait for the answers already asked "
+    "for."
 )
 IN_FLIGHT = problem_response(IN_FLIGHT_DESCRIPTION, IN_FLIGHT_REFUSAL)
 LIMITED_REPROCESS = problem_response(

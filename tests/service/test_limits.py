@@ -4,6 +4,7 @@ rate and its burst, both quotas at their boundaries and freed by DELETE, the rep
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
@@ -14,6 +15,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.config import ApiSettings
+from service.in_flight import WAIT_S
 from service.main import create_app
 from tests.conftest import OWNER, KeyMaker, api_client, assert_problem
 from tests.polling import eventually
@@ -235,18 +237,23 @@ async def test_an_owners_requests_in_flight_are_capped_while_others_are_answered
             path = f"/v1/images/{image['id']}"
             deletes = [asyncio.create_task(alice.delete(path)) for _ in range(2)]
             await eventually(waiting_on_the_lock, what="both DELETEs waiting")
-            third = await alice.get(path)
+            started = time.monotonic()
+            third = await alice.get(path)  # waits for a place, then gives up
+            waited_s = time.monotonic() - started
             other_owner = await bob.get(f"/v1/images/{theirs['id']}")
-            await locker.rollback()
+            queued = asyncio.create_task(alice.get("/v1/images"))
+            await asyncio.sleep(0.2)
+            await locker.rollback()  # the DELETEs go on, and give their places back
         answered = sorted(r.status_code for r in await asyncio.gather(*deletes))
-        again = await alice.get("/v1/images")
+        served = await queued
 
     problem = assert_problem(third, 429, "concurrency_limited")
     assert problem["limit"] == "in_flight"
     assert third.headers["Retry-After"] == "1"
+    assert WAIT_S <= waited_s < WAIT_S + 1
     assert other_owner.status_code == 200
     assert answered == [204, 404]
-    assert again.status_code == 200  # the places are given back with the answers
+    assert served.status_code == 200  # it waited in line for a place, and got one
 
 
 async def test_create_with_limits_off_is_never_refused(

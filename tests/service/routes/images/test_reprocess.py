@@ -35,6 +35,13 @@ async def queued_bodies(sqs: SQSClient, queue_url: str) -> list[str]:
         bodies += [message["Body"] for message in messages]
 
 
+@pytest.fixture
+def api_settings(api_settings: ApiSettings) -> ApiSettings:
+    # Fifty reprocesses at once, all in flight: coalescing is the subject here, not the cap on
+    # an owner's requests in flight (tests/service/test_limits.py).
+    return api_settings.model_copy(update={"max_in_flight_per_owner": 50})
+
+
 def reprocess_jobs(bodies: list[str]) -> list[str]:
     return [body for body in bodies if "picforge.reprocess" in body]
 

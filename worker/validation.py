@@ -44,8 +44,8 @@ REJECTION_CODES: Final[Mapping[RejectionCode, str]] = MappingProxyType(
         RejectionCode.PIXEL_LIMIT_EXCEEDED: "width x height is more than the renderer's memory "
         "allows for this format, or over the pixel limit",
         RejectionCode.ANIMATION_LIMIT_EXCEEDED: "too many frames, or too many pixels in all frames",
-        RejectionCode.SCAN_LIMIT_EXCEEDED: "a progressive JPEG with more scans than any encoder "
-        "makes (each scan is another pass of the decoder)",
+        RejectionCode.SCAN_LIMIT_EXCEEDED: "a JPEG with more scans than any encoder makes "
+        "(each scan is another pass of the decoder)",
         RejectionCode.METADATA_LIMIT_EXCEEDED: "more EXIF, ICC, XMP or text metadata than the "
         "limit",
         RejectionCode.CORRUPT_IMAGE: "an accepted format, but truncated or corrupt",

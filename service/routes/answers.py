@@ -42,6 +42,16 @@ NOT_FOUND = problem_response(
     ImageNotFound("there is no image 0b7e5d9c-3f41-4a63-9a8e-2d4b1f6c8e10"),
 )
 MALFORMED = problem_response("The request is malformed.", INVALID_REQUEST)
+UNPARSABLE = problem_response(
+    "The body is not JSON, or was cut short.",
+    Problem(
+        type="urn:picforge:error:malformed_request",
+        title="Malformed request",
+        status=400,
+        detail="There was an error parsing the body",
+        code="malformed_request",
+    ),
+)
 BODY_TOO_LARGE = Problem(
     type="urn:picforge:error:payload_too_large",
     title="Payload too large",

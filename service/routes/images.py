@@ -21,7 +21,6 @@ from service.errors import (
     FileTooLarge,
     IdempotencyConflict,
     ImageNotUploaded,
-    Problem,
     UnsupportedContentType,
     problem_response,
 )
@@ -42,6 +41,7 @@ from service.routes.answers import (
     RATE_HEADERS,
     UNAUTHORIZED,
     UNAVAILABLE,
+    UNPARSABLE,
     image_out,
     upload_ticket_out,
 )
@@ -110,16 +110,7 @@ def upload_tickets(resources: Resources) -> UploadTickets:
                 **RATE_HEADERS,
             }
         },
-        400: problem_response(
-            "The body was cut short: the client stopped sending it.",
-            Problem(
-                type="urn:picforge:error:malformed_request",
-                title="Malformed request",
-                status=400,
-                detail="the request body was cut short",
-                code="malformed_request",
-            ),
-        ),
+        400: UNPARSABLE,
         401: UNAUTHORIZED,
         409: problem_response(
             "The `Idempotency-Key` was already used with a different body.",

@@ -21,7 +21,6 @@ from service.errors import (
     DependencyUnavailable,
     ImageNotFound,
     InvalidPartNumber,
-    Problem,
     UploadIncomplete,
     UploadNotFound,
     problem_response,
@@ -41,6 +40,7 @@ from service.routes.answers import (
     MALFORMED,
     UNAUTHORIZED,
     UNAVAILABLE,
+    UNPARSABLE,
     image_out,
 )
 from service.routes.images import multipart_uploads
@@ -61,16 +61,6 @@ UploadIdDep = Annotated[
         description="The ticket's `upload_id`.",
     ),
 ]
-UNPARSABLE = problem_response(
-    "The body is not JSON, or was cut short.",
-    Problem(
-        type="urn:picforge:error:malformed_request",
-        title="Malformed request",
-        status=400,
-        detail="There was an error parsing the body",
-        code="malformed_request",
-    ),
-)
 NOT_FOUND = problem_response(
     "No such image, or no such open upload of it: another owner's image or upload id, an "
     "upload already completed or aborted, or one S3 dropped are all indistinguishable.",

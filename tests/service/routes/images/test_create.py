@@ -194,7 +194,9 @@ async def test_create_image_answers_400_when_body_never_arrives(
     await app(scope, client_gone, record)
 
     assert sent[0]["status"] == 400
-    assert json.loads(sent[1]["body"])["code"] == "malformed_request"
+    problem = json.loads(sent[1]["body"])
+    assert problem["code"] == "malformed_request"
+    assert problem["detail"] == "There was an error parsing the body"  # as openapi.json says
 
 
 async def test_create_image_put_ticket_signs_type_and_length(client: httpx.AsyncClient) -> None:

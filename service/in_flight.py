@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Final
 
 from service.errors import TooManyRequests
@@ -31,7 +31,7 @@ WAIT_S: Final = 1.0
 class _Places:
     free: asyncio.Semaphore
     # Requests holding a place or waiting for one: at none, the owner is forgotten.
-    users: int = field(default=0)
+    users: int = 0
 
 
 class InFlight:

@@ -134,8 +134,9 @@ async def open_upload(
     the database fails too, the sweep expires it."""
     if image.multipart_upload_id is not None:
         return ticket_for(image, uploads)
-    if image.multipart_part_bytes is not None:
-        # Opened, and closed before migration 0011 kept upload ids: none to answer with.
+    if image.multipart_part_bytes is not None or image.status != ImageStatus.AWAITING_UPLOAD:
+        # Closed before migration 0011 kept upload ids, or never opened (its create's S3 call
+        # and clean-up both failed) and past its upload: none to answer with, none to open.
         raise UploadNotFound(f"the multipart upload of image {image.id} is closed")
     try:
         created = await uploads.s3.create_multipart_upload(

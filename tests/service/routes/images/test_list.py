@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from service.routes import answers
 from tests.flow import create_image
 from tests.service.state import set_status
 
@@ -163,3 +166,46 @@ async def test_list_images_refuses_bad_parameters(
     assert response.status_code == 422
     assert response.json()["code"] == "validation_error"
     assert response.json()["errors"][0]["location"][0] == "query"
+
+
+async def test_list_images_lets_other_requests_run_between_its_images(
+    client: httpx.AsyncClient, db: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ids = [uuid.UUID(image_id) for image_id in await make_images(client, 30)]
+    async with db.begin() as connection:
+        await connection.execute(
+            text("UPDATE images SET status = 'ready', width = 4, height = 3 WHERE id = ANY(:ids)"),
+            {"ids": ids},
+        )
+        await connection.execute(
+            text(
+                "INSERT INTO renditions (image_id, name, key, width, height, format, size_bytes) "
+                "SELECT id, name, 'renditions/' || id || '/' || name || '.webp', 4, 3, 'webp', 9 "
+                "FROM images, unnest(ARRAY['thumb', 'small']) AS name WHERE id = ANY(:ids)"
+            ),
+            {"ids": ids},
+        )
+    turns = 0
+    turns_seen_by_signing: list[int] = []
+    signing = answers.presign_download
+
+    async def presign_download(*args: Any, **kwargs: Any) -> str:
+        turns_seen_by_signing.append(turns)
+        return await signing(*args, **kwargs)
+
+    async def another_request() -> None:
+        nonlocal turns
+        while True:
+            turns += 1
+            await asyncio.sleep(0)
+
+    monkeypatch.setattr(answers, "presign_download", presign_download)
+    other = asyncio.create_task(another_request())
+    page = await list_page(client, limit=30)
+    other.cancel()
+
+    assert len(page["items"]) == 30
+    assert len(turns_seen_by_signing) == 60
+    # Signing never waits, so another request runs only if the listing makes room: it does
+    # between images, and a page of signed URLs holds the process one image at a time.
+    assert len(set(turns_seen_by_signing)) == 30

@@ -127,7 +127,8 @@ async def open_upload(
     """The image's multipart upload, opened now unless an earlier request opened it: an
     idempotent replay answers with that one, open or closed. Of two concurrent replays, the
     one whose UPDATE lands first keeps its upload; the other aborts its own and answers with
-    the first one's.
+    the first one's; if the image was deleted meanwhile, the replay aborts its own and answers
+    `image_not_found`.
 
     An image whose upload S3 will not open could never be uploaded: it is deleted, so it holds
     none of the owner's quota and a retry (with its Idempotency-Key or not) starts afresh. If
@@ -164,13 +165,17 @@ async def open_upload(
             await abort_multipart_upload(
                 uploads.s3, bucket=uploads.bucket, image_id=image.id, upload_id=upload_id
             )
-            upload_id, part_bytes = (
+            kept = (
                 await connection.execute(
                     select(Image.multipart_upload_id, Image.multipart_part_bytes).where(
                         Image.id == image.id
                     )
                 )
-            ).one()
+            ).one_or_none()
+            if kept is None:
+                # Deleted meanwhile (a DELETE, or its first request's failed open).
+                raise ImageNotFound(f"image {image.id} was deleted")
+            upload_id, part_bytes = kept
     image.multipart_upload_id, image.multipart_part_bytes = upload_id, part_bytes
     log.info(
         "multipart opened image_id=%s parts=%d", image.id, ticket_for(image, uploads).part_count

@@ -4,16 +4,21 @@ owner-scoped; the declared size held to; the worker's path unchanged. Against th
 from __future__ import annotations
 
 import json
+import uuid
 from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
+from fastapi import FastAPI
 from sqlalchemy import text
 
 from service.config import ApiSettings, GiB, MiB
 from service.db import create_sessionmaker
+from service.errors import ImageNotFound
 from service.main import create_app
-from service.multipart import complete_body_bytes
+from service.models import Image
+from service.multipart import complete_body_bytes, open_upload
+from service.routes.images import multipart_uploads
 from tests.conftest import OWNER, KeyMaker, api_client, assert_problem
 from tests.flow import create_image, wait_for_status, wait_until_finished
 from tests.pictures import noise_png
@@ -302,6 +307,26 @@ async def test_create_replay_answers_with_the_same_multipart_upload(
 
     assert second.headers["Idempotent-Replayed"] == "true"
     assert second.json()["upload"] == first.json()["upload"]
+
+
+async def test_replay_that_opens_an_upload_for_an_image_deleted_meanwhile_leaves_none(
+    client: httpx.AsyncClient, app: FastAPI, s3: S3Client, api_settings: ApiSettings
+) -> None:
+    created = (await client.post("/v1/images", json=MULTIPART)).json()
+    resources = app.state.resources
+    async with resources.sessions() as session:
+        image = await session.get(Image, uuid.UUID(created["id"]))
+    assert image is not None
+    # As a replay read the row before the first request had recorded its upload...
+    image.multipart_upload_id = image.multipart_part_bytes = None
+    # ...and the image was deleted while the replay asked S3 for another.
+    assert (await client.delete(f"/v1/images/{created['id']}")).status_code == 204
+
+    with pytest.raises(ImageNotFound):
+        await open_upload(resources.statements, multipart_uploads(resources), image)
+
+    uploads = await s3.list_multipart_uploads(Bucket=api_settings.uploads_bucket)
+    assert uploads.get("Uploads", []) == []
 
 
 async def test_create_replay_after_the_upload_closed_opens_no_other(
